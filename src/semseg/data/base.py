@@ -1,0 +1,94 @@
+"""The dataset contract every loader follows.
+
+An item is ``(image, mask)``: ``image`` ``uint8 (3, H, W)`` and ``mask`` ``int64 (H, W)`` of train
+ids ``0 .. num_classes - 1`` or ``ignore_index`` (255). A dataset maps its raw label values once,
+through ``label_map`` (a lookup table from raw id to train id); losses, metrics and visualisation
+never remap. With a ``transform``, the item is ``transform(image, mask)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from semseg.data.io import read_image, read_mask
+from semseg.errors import DataError
+
+PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class SegmentationDataset(Dataset):
+    """Image/mask pairs with label semantics.
+
+    Args:
+        pairs: ``(image_path, mask_path)`` in a fixed order.
+        classes: class names, index = train id.
+        palette: RGB colour per class for overlays.
+        label_map: optional raw-id -> train-id table (length >= max raw id + 1; values are train
+            ids or ``ignore_index``). ``None`` means raw ids are train ids already.
+        transform: paired transform applied to every item.
+        ignore_index: the label left out of loss and metrics.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path]],
+        classes: Sequence[str],
+        palette: Sequence[tuple[int, int, int]],
+        label_map: np.ndarray | None = None,
+        transform: PairTransform | None = None,
+        ignore_index: int = 255,
+    ) -> None:
+        if not pairs:
+            raise DataError("dataset is empty: no image/mask pairs found")
+        self.pairs = list(pairs)
+        self.classes = list(classes)
+        self.palette = [tuple(c) for c in palette]
+        self.label_map = label_map
+        self.transform = transform
+        self.ignore_index = ignore_index
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load_mask(self, path: Path) -> torch.Tensor:
+        """Read a mask, map raw ids to train ids, and check every value is a class or ignore."""
+        raw = read_mask(path)
+        if self.label_map is not None:
+            if int(raw.max()) >= len(self.label_map):
+                raise DataError(f"{path}: raw label {int(raw.max())} has no entry in the label map")
+            raw = self.label_map[raw]
+        mask = torch.from_numpy(raw.astype(np.int64))
+        bad = (mask >= self.num_classes) & (mask != self.ignore_index)
+        if bad.any():
+            values = sorted(set(mask[bad].unique().tolist()))[:5]
+            raise DataError(
+                f"{path}: label values {values} outside the {self.num_classes} classes "
+                f"(0..{self.num_classes - 1}) and not ignore_index={self.ignore_index}"
+            )
+        return mask
+
+    def load_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image_path, mask_path = self.pairs[index]
+        image = read_image(image_path)
+        mask = self.load_mask(mask_path)
+        if tuple(image.shape[1:]) != tuple(mask.shape):
+            raise DataError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path.name} is "
+                f"{image.shape[2]}x{image.shape[1]} (W x H)"
+            )
+        return image, mask
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.load_pair(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask

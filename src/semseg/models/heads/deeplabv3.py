@@ -1,0 +1,81 @@
+"""DeepLabv3 (https://arxiv.org/abs/1706.05587) and DeepLabv3+ (https://arxiv.org/abs/1802.02611)
+heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from semseg.models.heads import index_of_stride
+from semseg.models.heads.aspp import ASPP, aspp_rates
+from semseg.models.layers import ConvBNReLU, conv_bn_relu
+
+
+class DeepLabV3Head(nn.Module):
+    """ASPP on the last feature, then a 3x3 conv-BN-ReLU and the 1x1 classifier.
+
+    Shape: last feature ``(N, C, H/os, W/os)`` -> logits ``(N, num_classes, H/os, W/os)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        in_strides: Sequence[int],
+        num_classes: int,
+        channels: int = 256,
+        rates: Sequence[int] | None = None,
+        image_pooling: bool = True,
+    ) -> None:
+        super().__init__()
+        self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
+        self.aspp = ASPP(in_channels[-1], channels, self.rates, image_pooling=image_pooling)
+        self.block = ConvBNReLU(channels, channels, 3)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        return self.classifier(self.block(self.aspp(features[-1])))
+
+
+class DeepLabV3PlusHead(nn.Module):
+    """DeepLabv3 encoder output + decoder over the stride-4 low-level feature.
+
+    The low-level feature is reduced by a 1x1 conv to ``low_level_channels`` (48 in the paper),
+    the ASPP output is upsampled 4x bilinearly (to stride 4), both are concatenated and refined
+    by two 3x3 convs; the model then upsamples the stride-4 logits to the input.
+
+    Args:
+        separable: depthwise-separable convs in ASPP and decoder (the paper's efficient variant).
+
+    Shape: features -> logits ``(N, num_classes, H/4, W/4)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        in_strides: Sequence[int],
+        num_classes: int,
+        channels: int = 256,
+        low_level_channels: int = 48,
+        rates: Sequence[int] | None = None,
+        separable: bool = False,
+        low_level_stride: int = 4,
+    ) -> None:
+        super().__init__()
+        self.low_index = index_of_stride(in_strides, low_level_stride, "DeepLabv3+ decoder")
+        self.low_level_stride = low_level_stride
+        self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
+        self.aspp = ASPP(in_channels[-1], channels, self.rates, separable=separable)
+        self.reduce = ConvBNReLU(in_channels[self.low_index], low_level_channels, 1)
+        self.refine = nn.Sequential(
+            conv_bn_relu(channels + low_level_channels, channels, separable=separable),
+            conv_bn_relu(channels, channels, separable=separable),
+        )
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        low = self.reduce(features[self.low_index])
+        high = F.interpolate(self.aspp(features[-1]), size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.classifier(self.refine(torch.cat([high, low], dim=1)))

@@ -1,0 +1,52 @@
+"""Small building blocks shared by heads and backbones."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ConvBNReLU(nn.Sequential):
+    """``Conv2d(bias=False) -> BatchNorm2d -> ReLU`` with "same" padding for odd kernels.
+
+    Shape:
+        ``(N, in_ch, H, W) -> (N, out_ch, H / stride, W / stride)``.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        padding = dilation * (kernel_size - 1) // 2
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation, groups, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+class SeparableConvBNReLU(nn.Sequential):
+    """Depthwise-separable conv (DeepLabv3+, https://arxiv.org/abs/1802.02611): a depthwise 3x3
+    conv (BN) followed by a pointwise 1x1 conv-BN-ReLU.
+
+    Shape:
+        ``(N, in_ch, H, W) -> (N, out_ch, H, W)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_ch, in_ch, 3, 1, dilation, dilation, groups=in_ch, bias=False),
+            nn.BatchNorm2d(in_ch),
+            ConvBNReLU(in_ch, out_ch, kernel_size=1),
+        )
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, dilation: int = 1, separable: bool = False) -> nn.Module:
+    """A 3x3 conv block, plain or depthwise-separable."""
+    if separable:
+        return SeparableConvBNReLU(in_ch, out_ch, dilation)
+    return ConvBNReLU(in_ch, out_ch, 3, dilation=dilation)
