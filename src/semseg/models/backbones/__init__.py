@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -15,7 +16,7 @@ from semseg.models.backbones.weights import load_backbone_weights
 
 # name -> factory(output_stride, multi_grid, **extra). Other modules may add entries.
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
-    **{f"resnet{d}": (lambda d: lambda **kw: ResNet(d, **kw))(d) for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}": functools.partial(ResNet, d) for d in (18, 34, 50, 101, 152)},
     "mobilenetv2": lambda output_stride=32, multi_grid=None: _mobilenet(output_stride, multi_grid),
 }
 
