@@ -1,0 +1,149 @@
+"""The ``semseg`` command line: train | eval | predict | list-models | bench | weights | data.
+
+User errors (``SemsegError``: a missing file, an unknown model or config key, ...) print one line
+``semseg: error: ...`` and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from semseg.errors import ConfigError, SemsegError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected integers like 512 or 512,1024, got {text!r}") from exc
+    return values * 2 if len(values) == 1 else values
+
+
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inference")
+    g.add_argument("--mode", choices=["whole", "slide"], default=None, help="whole image or sliding window")
+    g.add_argument("--crop", type=_ints, default=None, help="sliding-window crop H,W (or one number)")
+    g.add_argument("--stride", type=_ints, default=None, help="sliding-window stride H,W (or one number)")
+    g.add_argument("--scales", type=_floats, default=None, help="multi-scale factors, e.g. 0.5,0.75,1,1.25,1.5,1.75")
+    g.add_argument("--flip", action="store_true", default=None, help="add horizontally flipped predictions")
+    g.add_argument("--crf", action="store_true", default=None, help="refine with the dense CRF")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="semseg", description="Semantic segmentation: train, evaluate, predict.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a model (default: the embedded CamVid sample, ~1 min on CPU)")
+    p.add_argument("--config", help="a YAML preset (path, or a name in configs/)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. data.root=PATH",
+    )
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset split")
+    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the checkpoint's config, e.g. data.root=PATH",
+    )
+    p.add_argument("--split", default=None, help="dataset split (default: the config's val split)")
+    p.add_argument("--out", default=None, help="write metrics.json and per_class.txt here")
+    p.add_argument("--no-progress", action="store_true")
+    _add_inference_args(p)
+
+    p = sub.add_parser("predict", help="write label maps and colour overlays for images")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", required=True, help="a checkpoint (run folder) or a registered model name")
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    _add_inference_args(p)
+
+    p = sub.add_parser("list-models", help="registered model names")
+    p.add_argument("pattern", nargs="?", default=None, help="fnmatch pattern, e.g. 'deeplab*'")
+
+    p = sub.add_parser("bench", help="train-step and inference throughput and peak memory")
+    p.add_argument("--model", required=True, action="append", help="model name (repeatable)")
+    p.add_argument("--size", type=_ints, default=[512, 512], help="input H,W (default 512)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--num-classes", type=int, default=21)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+
+    p = sub.add_parser("weights", help="manage offline pretrained weights")
+    wsub = p.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    w = wsub.add_parser("import", help="check a weights file's hash and copy it into the cache")
+    w.add_argument("file")
+    wsub.add_parser("list", help="known ImageNet files and where they are found")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SemsegError as exc:
+        print(f"semseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semseg: interrupted; resume with --resume RUN_FOLDER", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from semseg import commands
+
+    handlers = {
+        "train": commands.cmd_train,
+        "eval": commands.cmd_eval,
+        "predict": commands.cmd_predict,
+        "list-models": commands.cmd_list_models,
+        "bench": commands.cmd_bench,
+        "weights": commands.cmd_weights,
+    }
+    if args.command not in handlers:
+        raise ConfigError(f"unknown command {args.command!r}")
+    return handlers[args.command](args)
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path, or a preset name looked up in ./configs/."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = Path("configs") / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if candidate.is_file():
+        return candidate
+    presets = sorted(p.stem for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
+    raise ConfigError(f"config {name!r} not found; presets in ./configs: {', '.join(presets) or 'none'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The work behind each CLI command (``cli.py`` only parses arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from semseg.errors import ConfigError, DataError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from semseg.cli import resolve_config_path
+    from semseg.config import Config, apply_overrides, load_config
+    from semseg.engine.trainer import train
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+        run = train(Config(), resume=args.resume, progress=not args.no_progress)
+    else:
+        cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
+        apply_overrides(cfg, args.overrides)
+        run = train(cfg, progress=not args.no_progress)
+    metrics = json.loads((run / "metrics.json").read_text())
+    print(f"run folder: {run}")
+    print(f"val mIoU {100 * metrics['miou']:.2f}%  pixel accuracy {100 * metrics['pixel_accuracy']:.2f}%")
+    return 0
+
+
+def inference_options(args: argparse.Namespace, defaults: Any = None) -> dict[str, Any]:
+    """Inference settings from CLI flags, falling back to a config's ``eval`` section."""
+    opts: dict[str, Any] = {
+        "mode": getattr(defaults, "mode", "whole"),
+        "crop": getattr(defaults, "crop", None),
+        "stride": getattr(defaults, "stride", None),
+        "scales": list(getattr(defaults, "scales", [1.0])),
+        "flip": getattr(defaults, "flip", False),
+    }
+    for key in ("mode", "crop", "stride", "scales", "flip"):
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
+    if opts["mode"] == "slide" and not opts["crop"]:
+        raise ConfigError("--mode slide needs --crop H,W (and optionally --stride H,W)")
+    return opts
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from semseg.api import load_model
+    from semseg.config import apply_overrides, from_dict
+    from semseg.data.build import build_dataset
+    from semseg.engine.checkpoint import find_checkpoint, read_meta
+    from semseg.engine.evaluate import evaluate
+    from semseg.metrics import format_table
+
+    folder = find_checkpoint(args.checkpoint)
+    cfg = from_dict(read_meta(folder)["config"])
+    apply_overrides(cfg, args.overrides)
+    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
+    model = load_model(folder, device=str(device))
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root, args.split or cfg.data.val_split, classes=cfg.data.classes)
+    opts = inference_options(args, cfg.eval)
+    crf = bool(args.crf if args.crf is not None else cfg.eval.crf)
+    if crf:
+        from semseg.inference.evaluate_crf import evaluate_with_crf
+
+        scores = evaluate_with_crf(model, dataset, len(model.class_names), device, opts, progress=not args.no_progress)
+    else:
+        scores, _ = evaluate(
+            model, dataset, len(model.class_names), device, inference_options=opts, progress=not args.no_progress
+        )
+    table = format_table(scores, model.class_names)
+    print(table)
+    print(f"mIoU {100 * scores['miou']:.2f}%  ({len(dataset)} images, {opts}{', crf' if crf else ''})")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps({**scores, "inference": opts, "crf": crf}, indent=2))
+        (out / "per_class.txt").write_text(table + "\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from semseg.api import load_model, predict
+    from semseg.data.io import read_image
+    from semseg.viz import overlay
+
+    model = load_model(args.model)
+    opts = inference_options(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, args.images):
+        image = read_image(path)
+        if args.crf:
+            from semseg.inference.evaluate_crf import predict_with_crf
+
+            labels = predict_with_crf(model, image, opts)
+        else:
+            labels = predict(model, image, **opts)
+        label_img = labels.to(torch.uint8).numpy() if len(model.class_names) <= 256 else labels.numpy()
+        _save_png(Image.fromarray(label_img), out / f"{path.stem}_labels.png")
+        rgb = image.permute(1, 2, 0).numpy()
+        _save_png(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
+        print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
+    return 0
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    image.save(tmp)
+    tmp.replace(path)
+
+
+def cmd_list_models(args: argparse.Namespace) -> int:
+    from semseg.models.registry import list_models
+
+    for name in list_models(args.pattern):
+        print(name)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from semseg.bench import format_rows, measure_in_subprocess
+    from semseg.models.registry import create_model, list_models
+
+    if len(args.size) != 2:
+        raise ConfigError(f"--size expects H,W, got {args.size}")
+    for name in args.model:
+        if name not in list_models():
+            create_model(name)  # raises UnknownModelError with suggestions
+    rows = []
+    for name in args.model:
+        time_kw = {
+            "size": args.size,
+            "batch": args.batch,
+            "device": args.device,
+            "warmup": args.warmup,
+            "iters": args.iters,
+            "precision": args.precision,
+        }
+        result = measure_in_subprocess(
+            "semseg:create_model", {"build": {"name": name, "num_classes": args.num_classes}, "time": time_kw}
+        )
+        rows.append({"name": name, **result})
+    print(
+        f"device {args.device}, input {args.batch}x3x{args.size[0]}x{args.size[1]}, {args.precision}, {args.num_classes} classes, median of {args.iters}"
+    )
+    print(format_rows(rows))
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from semseg.models.backbones.weights import IMAGENET_FILES, find_imagenet_file, import_weights
+
+    if args.weights_command == "import":
+        if not Path(args.file).is_file():
+            raise DataError(f"weights file not found: {args.file}")
+        dest = import_weights(args.file)
+        print(f"imported {args.file} -> {dest} (sha256 checked)")
+        return 0
+    for name, filename in IMAGENET_FILES.items():
+        where = find_imagenet_file(name)
+        print(f"{name:12s} {filename:28s} {where or 'not on this machine'}")
+    return 0

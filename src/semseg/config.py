@@ -1,0 +1,229 @@
+"""Run configuration: typed dataclasses, complete YAML presets (no inheritance), and dotted
+``--set key=value`` overrides. Unknown keys and values of the wrong type raise ``ConfigError``.
+
+The resolved config is saved in every run folder and checkpoint, so a run can be reproduced
+and a checkpoint knows how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from semseg.errors import ConfigError, allowed
+
+
+@dataclass
+class ModelConfig:
+    name: str = "deeplabv3plus_mobilenetv2"
+    num_classes: int | None = None  # None: taken from the dataset
+    options: dict[str, Any] = field(default_factory=lambda: {"backbone_weights": "imagenet"})  # create_model kwargs
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "sample"  # sample | camvid | folder (and the datasets in semseg.data.registry)
+    root: str | None = None  # None: the embedded sample
+    train_split: str = "train"
+    val_split: str = "val"
+    classes: list[str] | None = None  # folder datasets only
+    crop_size: list[int] = field(default_factory=lambda: [160, 160])  # H, W
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    flip: bool = True
+    jitter: float = 0.0
+    batch_size: int = 8
+    workers: int = 0  # DataLoader worker processes; 0 loads in the training process
+    cache: bool = True  # keep decoded images in memory (fast epochs on small datasets)
+    max_val_images: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 150
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    head_lr_mult: float = 1.0
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    poly_power: float = 0.9
+    warmup_iters: int = 0
+    class_weights: str | list[float] | None = None  # None | median_frequency | [w0, w1, ...]
+    aux_weight: float = 0.4
+    se_weight: float = 0.2
+    precision: str = "auto"  # auto (bf16 where the hardware has it, else fp32) | fp32 | bf16 | fp16 (CUDA)
+    channels_last: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 0  # 0: only at the end
+    checkpoint_every: int = 50
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "whole"  # whole | slide
+    crop: list[int] | None = None
+    stride: list[int] | None = None
+    scales: list[float] = field(default_factory=lambda: [1.0])
+    flip: bool = False
+    crf: bool = False
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs"
+    name: str | None = None  # None: {model}_{dataset}_{timestamp}
+
+
+@dataclass
+class Config:
+    """The whole run. The defaults are the embedded sample job: DeepLabv3+ MobileNetV2 on 32
+    downscaled CamVid frames for 150 iterations (about a minute on a laptop CPU)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "train.optimizer": ("adamw", "sgd"),
+    "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "eval.mode": ("whole", "slide"),
+}
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build a Config from nested dicts, rejecting unknown keys and wrong types."""
+    cfg = Config()
+    for section, values in (data or {}).items():
+        if section not in _fields(Config):
+            raise ConfigError(f"unknown config section {section!r}; allowed: {allowed(_fields(Config))}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping")
+        for key, value in values.items():
+            set_value(cfg, f"{section}.{key}", value)
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML preset (a complete config; missing keys take the defaults above)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    return from_dict(data)
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``[1, 2]``, ``null``, ``1e-3``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        if key.startswith("model.options."):
+            cfg.model.options[key.split(".", 2)[2]] = value
+            continue
+        set_value(cfg, key.strip(), value)
+    validate(cfg)
+    return cfg
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    parts = key.split(".")
+    if len(parts) != 2:
+        raise ConfigError(f"config key {key!r} must be section.key, e.g. data.root")
+    section, name = parts
+    if section not in _fields(Config):
+        raise ConfigError(f"unknown config section {section!r}; allowed: {allowed(_fields(Config))}")
+    obj = getattr(cfg, section)
+    if name not in _fields(type(obj)):
+        raise ConfigError(f"unknown config key {key!r}; allowed in {section}: {allowed(_fields(type(obj)))}")
+    expected = typing.get_type_hints(type(obj))[name]
+    setattr(obj, name, _coerce(key, value, expected))
+
+
+def validate(cfg: Config) -> None:
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r}; allowed: {allowed(choices)}")
+    if len(cfg.data.crop_size) != 2 or min(cfg.data.crop_size) < 1:
+        raise ConfigError(f"data.crop_size={cfg.data.crop_size}; expected [H, W] of positive integers")
+    if len(cfg.data.scale_range) != 2 or not 0 < cfg.data.scale_range[0] <= cfg.data.scale_range[1]:
+        raise ConfigError(f"data.scale_range={cfg.data.scale_range}; expected [low, high] with 0 < low <= high")
+    for key in ("data.batch_size", "train.iterations"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 1:
+            raise ConfigError(f"{key} must be >= 1")
+    weights = cfg.train.class_weights
+    if isinstance(weights, str) and weights != "median_frequency":
+        raise ConfigError(f"train.class_weights={weights!r}; allowed: null, median_frequency, or a list of floats")
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _coerce(key: str, value: Any, expected: Any) -> Any:
+    """Check ``value`` against the annotation; ints are accepted where floats are expected, and
+    so are strings like ``2e-3`` (YAML 1.1 reads a float without a dot as a string)."""
+    accepts_float = expected is float or (_is_union(expected) and float in typing.get_args(expected))
+    if isinstance(value, str) and accepts_float:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if _matches(value, expected):
+        if expected is float or (_is_union(expected) and float in typing.get_args(expected) and isinstance(value, int)):
+            return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return value
+    raise ConfigError(f"{key}={value!r} has the wrong type; expected {_type_name(expected)}")
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    if _is_union(tp):
+        return any(_matches(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")

@@ -1,0 +1,89 @@
+"""Checkpoints that cannot run code when loaded.
+
+A checkpoint is a folder::
+
+    model.safetensors   the weights (safetensors: pure tensors, no pickle)
+    state.pt            optimizer state, iteration, RNG states (read with weights_only=True)
+    meta.json           model name and options, classes, palette, normalisation, resolved config
+
+Each file is written under a temporary name and renamed, and the folder itself is written as
+``NAME.tmp`` and renamed, so an interrupted save never leaves a half checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from semseg.errors import CheckpointError
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(
+    folder: str | Path, model: nn.Module, meta: dict[str, Any], state: dict[str, Any] | None = None
+) -> Path:
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+    save_file(tensors, str(tmp / "model.safetensors"))
+    if state is not None:
+        torch.save(state, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        shutil.rmtree(old)
+    return folder
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """Accept a run folder (uses ``checkpoints/last``), a checkpoint folder, or its model file."""
+    path = Path(path)
+    if path.is_file() and path.name == "model.safetensors":
+        path = path.parent
+    for candidate in (path, path / "checkpoints" / "last", path / "last"):
+        if (candidate / "model.safetensors").is_file() and (candidate / "meta.json").is_file():
+            return candidate
+    raise CheckpointError(f"no checkpoint at {path} (expected a folder with model.safetensors and meta.json)")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {folder / 'meta.json'}: {exc}") from exc
+
+
+def load_weights(folder: Path, model: nn.Module) -> None:
+    try:
+        tensors = load_file(str(folder / "model.safetensors"))
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {exc}") from exc
+    result = unwrap(model).load_state_dict(tensors, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{folder}: weights do not fit the model (missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]})"
+        )
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    path = folder / "state.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{folder} has no training state (state.pt); it cannot be resumed")
+    return torch.load(path, map_location="cpu", weights_only=True)

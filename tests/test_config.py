@@ -1,0 +1,67 @@
+"""Config: presets load completely, overrides are typed, unknown keys are rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from semseg.config import Config, apply_overrides, load_config
+from semseg.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_presets_are_complete_and_valid(path: Path) -> None:
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    cfg = load_config(path)
+    defaults = Config().to_dict()
+    for section, values in defaults.items():
+        assert set(raw[section]) == set(values), f"{path.name}: section {section} is not complete"
+    assert cfg.to_dict()["model"]["name"] == raw["model"]["name"]
+
+
+def test_overrides_parse_yaml_values() -> None:
+    cfg = apply_overrides(
+        Config(),
+        [
+            "train.lr=2e-3",
+            "data.crop_size=[64, 96]",
+            "data.root=/x",
+            "model.options.output_stride=8",
+            "train.class_weights=null",
+        ],
+    )
+    assert cfg.train.lr == 0.002 and cfg.data.crop_size == [64, 96] and cfg.data.root == "/x"
+    assert cfg.model.options == {"output_stride": 8}
+    assert isinstance(apply_overrides(Config(), ["train.lr=1"]).train.lr, float)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.rooot=/x", "unknown config key 'data.rooot'; allowed in data: dataset, root"),
+        ("nosection.x=1", "unknown config section"),
+        ("train.lr=fast", "wrong type"),
+        ("train.iterations=0", "train.iterations must be >= 1"),
+        ("train.optimizer=adam", "allowed: adamw, sgd"),
+        ("data.crop_size=[64]", "crop_size"),
+        ("train.class_weights=inverse", "median_frequency"),
+        ("lr", "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        apply_overrides(Config(), [override])
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(bad)

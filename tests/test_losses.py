@@ -1,0 +1,66 @@
+"""Pixel-wise cross-entropy and median-frequency weights, checked by hand on tiny examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from semseg.errors import DataError
+from semseg.losses import class_statistics, cross_entropy, median_frequency_weights
+
+
+def test_every_labelled_pixel_is_a_sample() -> None:
+    # 1 image, 2 classes, 1x2 pixels; logits favour class 0 at both pixels.
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    nll0 = -math.log(math.exp(2) / (math.exp(2) + 1))
+    nll1 = -math.log(0.5)
+    assert cross_entropy(logits, target).item() == pytest.approx((nll0 + nll1) / 2, rel=1e-6)
+
+
+def test_ignored_pixels_are_left_out_and_all_ignored_gives_zero() -> None:
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.randint(0, 3, (2, 4, 4))
+    target[0, :2] = 255
+    keep = target != 255
+    manual = -torch.log_softmax(logits, 1).permute(0, 2, 3, 1)[keep].gather(1, target[keep][:, None]).mean()
+    assert torch.allclose(cross_entropy(logits, target), manual)
+    zero = cross_entropy(logits, torch.full((2, 4, 4), 255))
+    assert zero.item() == 0.0
+    zero.backward()
+    assert logits.grad is not None
+
+
+def test_class_weights_weighted_mean() -> None:
+    logits = torch.zeros(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    w = torch.tensor([1.0, 3.0])
+    # equal nll log(2) everywhere -> weighted mean is still log(2)
+    assert cross_entropy(logits, target, w).item() == pytest.approx(math.log(2))
+    logits[0, 0, 0, 0] = 5.0  # pixel 0 (class 0, weight 1) now almost right
+    nll0 = -torch.log_softmax(logits, 1)[0, 0, 0, 0]
+    expected = (1 * nll0 + 3 * math.log(2)) / 4
+    assert cross_entropy(logits, target, w).item() == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_shape_mismatch_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="disagree"):
+        cross_entropy(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, dtype=torch.long))
+
+
+def test_median_frequency_by_hand() -> None:
+    # image A (4 px): 3 x class0, 1 x class1; image B (4 px): 4 x class0; class 2 absent.
+    masks = [torch.tensor([[0, 0], [0, 1]]), torch.tensor([[0, 0], [0, 0]])]
+    class_px, image_px = class_statistics(masks, 3)
+    assert class_px.tolist() == [7, 1, 0] and image_px.tolist() == [8, 4, 0]
+    w = median_frequency_weights(class_px, image_px)
+    freq0, freq1 = 7 / 8, 1 / 4
+    median = min(freq0, freq1)  # torch.median of an even count returns the lower middle value
+    assert w.tolist() == pytest.approx([median / freq0, median / freq1, 0.0])
+
+
+def test_ignore_label_not_counted_in_statistics() -> None:
+    class_px, _ = class_statistics([torch.tensor([[255, 1], [1, 1]])], 2)
+    assert class_px.tolist() == [0, 3]
