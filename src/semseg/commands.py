@@ -72,11 +72,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         scores = evaluate_with_crf(model, dataset, len(model.class_names), device, opts, progress=not args.no_progress)
     else:
         scores, _ = evaluate(
-            model, dataset, len(model.class_names), device, inference_options=opts, progress=not args.no_progress
+            model,
+            dataset,
+            len(model.class_names),
+            device,
+            inference_options=opts,
+            max_images=cfg.data.max_val_images,
+            progress=not args.no_progress,
         )
     table = format_table(scores, model.class_names)
     print(table)
-    print(f"mIoU {100 * scores['miou']:.2f}%  ({len(dataset)} images, {opts}{', crf' if crf else ''})")
+    n = len(dataset) if cfg.data.max_val_images is None else min(len(dataset), cfg.data.max_val_images)
+    print(f"mIoU {100 * scores['miou']:.2f}%  ({n} images, {opts}{', crf' if crf else ''})")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

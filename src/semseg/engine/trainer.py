@@ -174,8 +174,11 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True) 
             )
         if (tc.eval_every and done % tc.eval_every == 0) or done == tc.iterations:
             clock.lap()
+            dist_utils.broadcast_buffers(model)
+            # The bare model, not the DDP wrapper: ranks evaluate different numbers of images and
+            # DDP's forward would issue collectives that no longer pair up.
             scores, _ = evaluate(
-                net,
+                model,
                 val_set,
                 num_classes,
                 device,
