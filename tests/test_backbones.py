@@ -112,3 +112,19 @@ def test_packaged_imagenet_mobilenetv2_matches_torchvision() -> None:
         ours = net(x)[-1]
         theirs = reference.features(x)
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_weights_import_command_checks_and_caches(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from semseg.cli import main
+
+    monkeypatch.setenv("SEMSEG_HOME", str(tmp_path / "home"))
+    path = _save_named(torchvision.models.resnet18().state_dict(), tmp_path, "resnet18")
+    assert main(["weights", "import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "loaded 120 tensors" in out and "loads strictly into resnet18" in out
+    assert (tmp_path / "home" / "weights" / path.name).is_file()
+    wrong = _save_named(torchvision.models.resnet34().state_dict(), tmp_path, "resnet34")
+    renamed = tmp_path / ("resnet18-" + wrong.name.split("-")[1])
+    wrong.rename(renamed)
+    assert main(["weights", "import", str(renamed)]) == 2
+    assert "does not fit resnet18" in capsys.readouterr().err

@@ -64,3 +64,17 @@ def test_median_frequency_by_hand() -> None:
 def test_ignore_label_not_counted_in_statistics() -> None:
     class_px, _ = class_statistics([torch.tensor([[255, 1], [1, 1]])], 2)
     assert class_px.tolist() == [0, 3]
+
+
+def test_median_frequency_on_real_camvid_ranks_like_segnet(camvid_root) -> None:  # type: ignore[no-untyped-def]
+    """SegNet's published CamVid weights come from its own counts; ours, counted on this train
+    split with the same definition, must agree on which classes are rare and which frequent."""
+    from semseg.data.camvid import CamVid
+
+    ds = CamVid(camvid_root, "train")
+    w = median_frequency_weights(*class_statistics((ds.load_mask(m) for _, m in ds.pairs), 11)).tolist()
+    segnet = [0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614]
+    frequent, rare = {0, 1, 3, 5}, {2, 6, 9, 10}  # sky, building, road, tree / pole, sign, pedestrian, bicyclist
+    assert all(w[c] < 0.5 and segnet[c] < 0.5 for c in frequent)
+    assert all(w[c] > 3 and segnet[c] > 3 for c in rare)
+    assert w[4] == pytest.approx(1.0)  # the median class (pavement) gets exactly 1

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = p.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
     w = wsub.add_parser("import", help="check a weights file's hash and copy it into the cache")
     w.add_argument("file")
+    w.add_argument("--backbone", default=None, help="backbone name (default: guessed from the file name)")
     wsub.add_parser("list", help="known ImageNet files and where they are found")
     return parser
 

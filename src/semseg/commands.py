@@ -165,10 +165,20 @@ def cmd_weights(args: argparse.Namespace) -> int:
     from semseg.models.backbones.weights import IMAGENET_FILES, find_imagenet_file, import_weights
 
     if args.weights_command == "import":
+        from semseg.models.backbones import BACKBONES, build_backbone
+        from semseg.models.backbones.weights import backbone_for_file, load_backbone_weights
+
         if not Path(args.file).is_file():
             raise DataError(f"weights file not found: {args.file}")
+        name = args.backbone or backbone_for_file(Path(args.file))
+        if name is None or name not in BACKBONES:
+            raise ConfigError(
+                f"cannot tell the backbone of {Path(args.file).name}; pass --backbone ({', '.join(sorted(BACKBONES))})"
+            )
+        # Load strictly before caching, so a file that does not fit never enters the cache.
+        load_backbone_weights(build_backbone(name), name, args.file)
         dest = import_weights(args.file)
-        print(f"imported {args.file} -> {dest} (sha256 checked)")
+        print(f"imported {args.file} -> {dest} (sha256 checked, loads strictly into {name})")
         return 0
     for name, filename in IMAGENET_FILES.items():
         where = find_imagenet_file(name)

