@@ -120,3 +120,51 @@ def test_python_dash_m_is_the_same_command() -> None:
     assert out.stdout.split() == ["fcn_resnet50_d8"]
     bad = subprocess.run([sys.executable, "-m", "semseg", "train", "--set", "x=1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def _tree(root: Path, case: str) -> None:
+    """A folder dataset (train/ and val/, each with images/ and masks/) broken in one way."""
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / split / "images" / "a.png")
+        Image.fromarray(np.ones((16, 16), np.uint8)).save(root / split / "masks" / "a.png")
+    train = root / "train"
+    if case == "no-mask":
+        (train / "masks" / "a.png").unlink()
+    elif case == "size":
+        Image.fromarray(np.ones((8, 16), np.uint8)).save(train / "masks" / "a.png")
+    elif case == "label":
+        Image.fromarray(np.full((16, 16), 9, np.uint8)).save(train / "masks" / "a.png")
+    elif case == "corrupt":
+        (train / "images" / "a.png").write_bytes(b"\x89PNG broken")
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no-mask", "has no mask"),
+        ("size", "mask is 16x8 but image a.png is 16x16"),
+        ("label", "label values [9] outside the 2 classes (0..1) and not ignore_index=255"),
+        ("corrupt", "cannot read image"),
+    ],
+)
+def test_broken_dataset_gives_one_line(
+    case: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tree(tmp_path / "ds", case)
+    argv = [
+        "train",
+        *TINY,
+        "--set",
+        "data.dataset=folder",
+        "--set",
+        f"data.root={tmp_path / 'ds'}",
+        "--set",
+        "data.classes=[bg, fg]",
+        "--set",
+        f"output.dir={tmp_path}",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
