@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from semseg.errors import InvalidOptionError
+from semseg.models.backbones.hrnet import HRNet, hrnet_backbone
 from semseg.models.backbones.mobilenetv2 import MobileNetV2
 from semseg.models.backbones.resnet import ResNet
 from semseg.models.backbones.weights import load_backbone_weights
@@ -18,6 +19,7 @@ from semseg.models.backbones.weights import load_backbone_weights
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": functools.partial(ResNet, d) for d in (18, 34, 50, 101, 152)},
     "mobilenetv2": lambda output_stride=32, multi_grid=None: _mobilenet(output_stride, multi_grid),
+    **{f"hrnetv2_w{w}": functools.partial(hrnet_backbone, w) for w in (18, 32, 48)},
 }
 
 
@@ -43,4 +45,4 @@ def build_backbone(
     return backbone
 
 
-__all__ = ["BACKBONES", "MobileNetV2", "ResNet", "build_backbone", "load_backbone_weights"]
+__all__ = ["BACKBONES", "HRNet", "MobileNetV2", "ResNet", "build_backbone", "load_backbone_weights"]

@@ -1,0 +1,107 @@
+"""EncNet (Zhang et al., https://arxiv.org/abs/1803.08904): dilated ResNet at output stride 8, the
+Context Encoding Module on stage 4 with the Semantic Encoding (SE) branch, and the FCN auxiliary
+head on stage 3 (``aux_loss=True``). ``forward(x, return_aux=True)`` returns the SE logits as
+``aux["se"]`` (``(N, num_classes)``), next to ``aux["aux"]`` when the aux head is on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from semseg.models.backbones import build_backbone
+from semseg.models.heads.encnet import EncHead
+from semseg.models.heads.fcn import FCNHead
+from semseg.models.registry import register_model
+from semseg.models.segmentor import SegmentationModel, SegmentationOutput, _resize
+from semseg.models.zoo.common import WeightsArg
+from semseg.models.zoo.pspnet import check_stem
+
+PUBLISHED_PARAMS = {
+    "encnet_resnet101": (
+        19,
+        54.9,
+        "EncNet ResNet-101 built with aux_loss=True (FCN aux on stage 3) and the SE branch (PyTorch-Encoding "
+        "model zoo); our deep stem is 32-32-64 wide (the original 64-64-128), about 0.1M fewer",
+    ),
+}
+
+
+class EncNetModel(SegmentationModel):
+    """:class:`SegmentationModel` whose head also yields the SE logits, added to ``aux["se"]``.
+
+    Shape: ``(N, 3, H, W)`` -> logits ``(N, C, H, W)``; with ``return_aux`` also
+    ``aux["se"]`` of ``(N, C)`` and the resized ``aux["aux"]`` when built with ``aux_loss``.
+    """
+
+    head: EncHead
+
+    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
+        if not return_aux:
+            return super().forward(x)
+        size = x.shape[-2:]
+        features = self.backbone(x)
+        logits, se = self.head.forward_with_se(features)
+        aux = {name: _resize(head(features), size) for name, head in self.aux_heads.items()}
+        if se is not None:
+            aux["se"] = se
+        return SegmentationOutput(_resize(logits, size), aux)
+
+
+def _encnet(
+    name: str,
+    depth: int,
+    num_classes: int,
+    output_stride: int,
+    num_codes: int,
+    gate: str,
+    se_loss: bool,
+    deep_stem: bool,
+    aux_loss: bool,
+    backbone_weights: WeightsArg,
+    multi_grid: Sequence[int] | None = None,
+) -> EncNetModel:
+    check_stem(name, deep_stem, backbone_weights)
+    backbone = build_backbone(f"resnet{depth}", output_stride, multi_grid, backbone_weights, deep_stem=deep_stem)
+    chans, strides = backbone.out_channels, backbone.strides
+    head = EncHead(chans, strides, num_classes, num_codes=num_codes, gate=gate, se_loss=se_loss)
+    aux = {"aux": FCNHead(chans, strides, num_classes, index=-2)} if aux_loss else None
+    return EncNetModel(backbone, head, aux, num_classes=num_classes)
+
+
+@register_model
+def encnet_resnet50(
+    *,
+    num_classes: int = 21,
+    output_stride: int = 8,
+    num_codes: int = 32,
+    gate: str = "sigmoid",
+    se_loss: bool = True,
+    deep_stem: bool = True,
+    aux_loss: bool = False,
+    backbone_weights: WeightsArg = None,
+) -> EncNetModel:
+    """EncNet on a dilated ResNet-50 (OS8, deep stem): 32 codewords, sigmoid gate, SE branch."""
+    return _encnet(
+        "encnet_resnet50", 50, num_classes, output_stride, num_codes, gate, se_loss, deep_stem, aux_loss,
+        backbone_weights,
+    )  # fmt: skip
+
+
+@register_model
+def encnet_resnet101(
+    *,
+    num_classes: int = 21,
+    output_stride: int = 8,
+    num_codes: int = 32,
+    gate: str = "sigmoid",
+    se_loss: bool = True,
+    deep_stem: bool = True,
+    aux_loss: bool = False,
+    backbone_weights: WeightsArg = None,
+) -> EncNetModel:
+    """EncNet on a dilated ResNet-101 (OS8, deep stem): 32 codewords, sigmoid gate, SE branch."""
+    return _encnet(
+        "encnet_resnet101", 101, num_classes, output_stride, num_codes, gate, se_loss, deep_stem, aux_loss,
+        backbone_weights,
+    )  # fmt: skip

@@ -1,0 +1,39 @@
+"""HRNetV2 for segmentation (Wang et al., https://arxiv.org/abs/1908.07919): the HRNet backbone
+(four parallel resolutions, repeated multi-resolution fusion) and the HRNetV2 head (all branches
+upsampled to 1/4, concatenated, 1x1 conv-BN-ReLU, classifier). Any input size works."""
+
+from __future__ import annotations
+
+from semseg.models.backbones.hrnet import HRNet
+from semseg.models.heads.hrnet import HRNetV2Head
+from semseg.models.registry import register_model
+from semseg.models.segmentor import SegmentationModel
+
+PUBLISHED_PARAMS = {
+    "hrnetv2_w48": (19, 65.8, "HRNetV2-W48 on Cityscapes, official HRNet-Semantic-Segmentation README"),
+}
+
+
+def hrnetv2(width: int, num_classes: int) -> SegmentationModel:
+    """HRNetV2-W``width`` (18, 32 or 48; others raise :class:`~semseg.errors.InvalidOptionError`)."""
+    backbone = HRNet(width)
+    head = HRNetV2Head(backbone.out_channels, backbone.strides, num_classes)
+    return SegmentationModel(backbone, head, num_classes=num_classes)
+
+
+@register_model
+def hrnetv2_w18(*, num_classes: int = 21) -> SegmentationModel:
+    """HRNetV2-W18: branch widths 18/36/72/144."""
+    return hrnetv2(18, num_classes)
+
+
+@register_model
+def hrnetv2_w32(*, num_classes: int = 21) -> SegmentationModel:
+    """HRNetV2-W32: branch widths 32/64/128/256."""
+    return hrnetv2(32, num_classes)
+
+
+@register_model
+def hrnetv2_w48(*, num_classes: int = 21) -> SegmentationModel:
+    """HRNetV2-W48: branch widths 48/96/192/384."""
+    return hrnetv2(48, num_classes)
