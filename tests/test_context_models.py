@@ -98,6 +98,11 @@ def test_pspnet_pyramid_bins() -> None:
     assert _capture(ppm, x, model).shape == (2, 4096, 8, 8)
     with pytest.raises(ValueError, match="bins"):
         create_model("pspnet_resnet50", num_classes=3, bins=(1, 0))
+    light = create_model("pspnet_resnet50", num_classes=3, bottleneck_kernel=1)
+    assert light.head.block[0].kernel_size == (1, 1) and model.head.block[0].kernel_size == (3, 3)
+    assert _params(model) - _params(light) == 4096 * 512 * 8
+    with pytest.raises(ValueError, match="bottleneck_kernel"):
+        create_model("pspnet_resnet50", bottleneck_kernel=5)
 
 
 def test_encoding_matches_the_residual_formula() -> None:

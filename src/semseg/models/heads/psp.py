@@ -4,6 +4,10 @@ The last (stride 8) feature is average-pooled to ``b x b`` bins for each ``b`` i
 (1, 2, 3, 6 in the paper), each pooled map is reduced by a 1x1 conv to ``in_ch / len(bins)``
 channels (BN, ReLU), upsampled bilinearly to the feature size and concatenated with the feature
 itself; a 3x3 conv-BN-ReLU and a 1x1 classifier follow.
+
+``bottleneck_kernel=1`` swaps the 3x3 conv after the concatenation for a 1x1 conv, as
+segmentation_models_pytorch's PSPNet does: about 17M fewer parameters (on a 2048-channel
+ResNet) and about a ninth of that layer's multiply-adds, at some cost in context mixing.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ class PyramidPooling(nn.Module):
 class PSPHead(nn.Module):
     """PPM on the last feature, 3x3 conv-BN-ReLU (512 channels), dropout 0.1, 1x1 classifier.
 
+    Args:
+        bins: pooled grid sizes (1, 2, 3, 6 in the paper).
+        bottleneck_kernel: 3 (paper) or 1 (lighter; see the module docstring).
+
     Shape: last feature ``(N, C, H/8, W/8)`` -> logits ``(N, num_classes, H/8, W/8)``.
     """
 
@@ -59,10 +67,13 @@ class PSPHead(nn.Module):
         bins: Sequence[int] = (1, 2, 3, 6),
         channels: int = 512,
         dropout: float = 0.1,
+        bottleneck_kernel: int = 3,
     ) -> None:
         super().__init__()
+        if bottleneck_kernel not in (1, 3):
+            raise InvalidOptionError(f"bottleneck_kernel={bottleneck_kernel!r}; allowed: 1, 3")
         self.ppm = PyramidPooling(in_channels[-1], bins)
-        self.block = ConvBNReLU(self.ppm.out_channels, channels, 3)
+        self.block = ConvBNReLU(self.ppm.out_channels, channels, bottleneck_kernel)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 

@@ -38,6 +38,7 @@ def _pspnet(
     deep_stem: bool,
     aux_loss: bool,
     backbone_weights: WeightsArg,
+    bottleneck_kernel: int,
 ) -> SegmentationModel:
     check_stem(name, deep_stem, backbone_weights)
     return dilated_model(
@@ -49,6 +50,7 @@ def _pspnet(
         backbone_weights=backbone_weights,
         backbone_options={"deep_stem": deep_stem},
         bins=bins,
+        bottleneck_kernel=bottleneck_kernel,
     )
 
 
@@ -59,11 +61,22 @@ def pspnet_resnet50(
     output_stride: int = 8,
     bins: Sequence[int] = (1, 2, 3, 6),
     deep_stem: bool = True,
+    bottleneck_kernel: int = 3,
     aux_loss: bool = False,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """PSPNet on a dilated ResNet-50 (OS8, deep stem), PPM bins 1/2/3/6."""
-    return _pspnet("pspnet_resnet50", 50, num_classes, output_stride, bins, deep_stem, aux_loss, backbone_weights)
+    return _pspnet(
+        "pspnet_resnet50",
+        50,
+        num_classes,
+        output_stride,
+        bins,
+        deep_stem,
+        aux_loss,
+        backbone_weights,
+        bottleneck_kernel,
+    )
 
 
 @register_model
@@ -73,8 +86,19 @@ def pspnet_resnet101(
     output_stride: int = 8,
     bins: Sequence[int] = (1, 2, 3, 6),
     deep_stem: bool = True,
+    bottleneck_kernel: int = 3,
     aux_loss: bool = False,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """PSPNet on a dilated ResNet-101 (OS8, deep stem), PPM bins 1/2/3/6."""
-    return _pspnet("pspnet_resnet101", 101, num_classes, output_stride, bins, deep_stem, aux_loss, backbone_weights)
+    return _pspnet(
+        "pspnet_resnet101",
+        101,
+        num_classes,
+        output_stride,
+        bins,
+        deep_stem,
+        aux_loss,
+        backbone_weights,
+        bottleneck_kernel,
+    )
