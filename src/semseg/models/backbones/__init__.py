@@ -13,6 +13,7 @@ from semseg.errors import InvalidOptionError
 from semseg.models.backbones.hrnet import HRNet, hrnet_backbone
 from semseg.models.backbones.mobilenetv2 import MobileNetV2
 from semseg.models.backbones.resnet import ResNet
+from semseg.models.backbones.vgg import VGG16, vgg16_backbone
 from semseg.models.backbones.weights import load_backbone_weights
 
 # name -> factory(output_stride, multi_grid, **extra). Other modules may add entries.
@@ -20,6 +21,7 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": functools.partial(ResNet, d) for d in (18, 34, 50, 101, 152)},
     "mobilenetv2": lambda output_stride=32, multi_grid=None: _mobilenet(output_stride, multi_grid),
     **{f"hrnetv2_w{w}": functools.partial(hrnet_backbone, w) for w in (18, 32, 48)},
+    "vgg16": vgg16_backbone,
 }
 
 
@@ -45,4 +47,4 @@ def build_backbone(
     return backbone
 
 
-__all__ = ["BACKBONES", "HRNet", "MobileNetV2", "ResNet", "build_backbone", "load_backbone_weights"]
+__all__ = ["BACKBONES", "VGG16", "HRNet", "MobileNetV2", "ResNet", "build_backbone", "load_backbone_weights"]

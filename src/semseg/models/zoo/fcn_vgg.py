@@ -1,0 +1,89 @@
+"""FCN-32s, FCN-16s and FCN-8s on VGG-16, and FCN-32s on AlexNet (Long, Shelhamer and Darrell,
+"Fully Convolutional Networks for Semantic Segmentation", https://arxiv.org/abs/1411.4038).
+
+``padding="paper"`` (default) is the published network: ``conv1_1`` padded by 100, Caffe's
+rounded-up pools, a valid 7x7 ``fc6``, and every sum and the output cropped by the offsets of
+Caffe's ``Crop`` layer, so any input size works and the output has the input's size.
+``padding="same"`` is the modern form: each map is ``input / stride`` and nothing is cropped, which
+spends less compute on the pad (about 2x fewer FLOPs at 97x131) and gives the same parameters.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from semseg.errors import InvalidOptionError, allowed
+from semseg.models.backbones.alexnet import CaffeAlexNet
+from semseg.models.backbones.vgg import PADDINGS, VGG16
+from semseg.models.heads.fcn_skip import FCNSkipHead
+from semseg.models.registry import register_model
+from semseg.models.segmentor import SegmentationModel, SegmentationOutput
+from semseg.models.zoo.common import WeightsArg
+
+# name: (num_classes, published millions of parameters, source / note)
+PUBLISHED_PARAMS = {
+    "fcn32s_vgg16": (21, 134.0, "FCN paper Table 1 (FCN-VGG16); the fixed final upsampling is not a parameter"),
+    "fcn16s_vgg16": (21, 134.0, "FCN paper: skips add ~0.02M to FCN-VGG16's 134M"),
+    "fcn8s_vgg16": (21, 134.0, "FCN paper: skips add ~0.03M to FCN-VGG16's 134M"),
+    "fcn32s_alexnet": (21, 57.0, "FCN paper Table 1 (FCN-AlexNet, Caffe reference AlexNet)"),
+}
+
+
+class FCN(SegmentationModel):
+    """Backbone -> :class:`FCNSkipHead`, which upsamples and crops to the input itself.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
+    """
+
+    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
+        logits = self.head(self.backbone(x), out_size=x.shape[-2:])
+        return SegmentationOutput(logits, {}) if return_aux else logits
+
+
+def _fcn_vgg16(variant: str, num_classes: int, padding: str, backbone_weights: WeightsArg) -> FCN:
+    if padding not in PADDINGS:
+        raise InvalidOptionError(f"padding={padding!r}; allowed: {allowed(PADDINGS)}")
+    backbone = VGG16("fcn", padding)
+    if backbone_weights is not None:
+        _load_vgg16_classifier_weights(backbone, backbone_weights)
+    head = FCNSkipHead(backbone.out_channels, backbone.strides, num_classes, backbone.coords, variant)
+    return FCN(backbone, head, num_classes=num_classes)
+
+
+def _load_vgg16_classifier_weights(backbone: VGG16, weights: WeightsArg) -> None:
+    """torchvision's ImageNet VGG-16 with its classifier turned into fc6/fc7, loaded strictly."""
+    from semseg.models.backbones.weights import load_state_file, resolve_weights, verify_hash
+
+    path = resolve_weights("vgg16", weights)  # type: ignore[arg-type]
+    verify_hash(path)
+    state = VGG16.convert_classifier(load_state_file(path))
+    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    backbone.load_state_dict(state, strict=True)
+
+
+@register_model
+def fcn32s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+    """FCN-32s: VGG-16 scores at stride 32, upsampled 32x (fixed bilinear) and cropped."""
+    return _fcn_vgg16("32s", num_classes, padding, backbone_weights)
+
+
+@register_model
+def fcn16s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+    """FCN-16s: FCN-32s scores upsampled 2x (learned, bilinear init) plus pool4 scores, then 16x."""
+    return _fcn_vgg16("16s", num_classes, padding, backbone_weights)
+
+
+@register_model
+def fcn8s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+    """FCN-8s: FCN-16s's fused scores upsampled 2x plus pool3 scores, then 8x to the input."""
+    return _fcn_vgg16("8s", num_classes, padding, backbone_weights)
+
+
+@register_model
+def fcn32s_alexnet(*, num_classes: int = 21) -> FCN:
+    """FCN-AlexNet: Caffe's AlexNet with pad 100, fc6/fc7 as 6x6/1x1 convs, a fixed 63x63 stride-32
+    bilinear upsampling and a crop at offset 18, as the published ``voc-fcn-alexnet``."""
+    backbone = CaffeAlexNet()
+    head = FCNSkipHead(backbone.out_channels, backbone.strides, num_classes, backbone.coords, "32s", final_kernel=63)
+    return FCN(backbone, head, num_classes=num_classes)
