@@ -1,0 +1,85 @@
+"""Helpers shared by the loaders of official dataset layouts (VOC, ADE20K, Cityscapes).
+
+Each loader finds its pairs with a ``*_pairs(root, split)`` function that returns the pairs *and*
+a list of problems (one line per missing file) instead of stopping at the first: the dataset
+constructor raises the first problem as a :class:`DataError`, while ``semseg data check`` reports
+them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from semseg.errors import DataError
+
+Pairs = list[tuple[Path, Path]]
+
+
+def find_root(root: str | Path, candidates: Sequence[str], marker: str, dataset: str) -> Path:
+    """The folder holding ``marker``: ``root`` itself or ``root / c`` for a candidate subfolder.
+
+    Users pass either the folder an archive unpacks to or its parent; both are accepted. The
+    error lists every place that was looked at.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{dataset} root not found: {root}")
+    tried = [root, *(root / c for c in candidates)]
+    for folder in tried:
+        if (folder / marker).exists():
+            return folder
+    where = ", ".join(str(t / marker) for t in tried)
+    raise DataError(f"{dataset} layout not found under {root}: none of {where} exists")
+
+
+def check_split(split: str, splits: Sequence[str], dataset: str) -> None:
+    if split not in splits:
+        raise DataError(f"unknown {dataset} split {split!r}; allowed: {', '.join(splits)}")
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Image ids from a split file, one per line (blank lines skipped)."""
+    if not path.is_file():
+        raise DataError(f"split list not found: {path}")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def raise_first(pairs: Pairs, problems: list[str], where: Path) -> Pairs:
+    """Raise the first problem (and how many more there are), or the empty-split error."""
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more; run `semseg data check` for the full list)" if len(problems) > 1 else ""
+        )
+        raise DataError(problems[0] + more)
+    if not pairs:
+        raise DataError(f"no image/mask pairs found in {where}")
+    return pairs
+
+
+def require_id_mask(path: Path) -> None:
+    """Refuse a palette (colour) PNG where single-channel label ids are expected.
+
+    Only the header is read, so this costs little next to decoding the mask. A missing or
+    unreadable file is left to :func:`semseg.data.io.read_mask`, which names it.
+    """
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except (FileNotFoundError, UnidentifiedImageError, OSError):
+        return
+    if mode == "P":
+        raise DataError(f"{path}: palette (colour) mask where label ids are expected (a mode 'L' or 16-bit PNG)")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError as exc:
+        raise DataError(f"image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
