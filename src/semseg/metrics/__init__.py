@@ -1,6 +1,13 @@
 """Segmentation metrics from an accumulated confusion matrix (see ``confusion.py``)."""
 
 from semseg.metrics.confusion import ConfusionMatrix, scores_from_confusion
+from semseg.metrics.iiou import CITYSCAPES_AVERAGE_INSTANCE_SIZE, InstanceIoU
 from semseg.metrics.table import format_table
 
-__all__ = ["ConfusionMatrix", "format_table", "scores_from_confusion"]
+__all__ = [
+    "CITYSCAPES_AVERAGE_INSTANCE_SIZE",
+    "ConfusionMatrix",
+    "InstanceIoU",
+    "format_table",
+    "scores_from_confusion",
+]

@@ -45,22 +45,46 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> None:
-        """Add label maps of any matching shape (e.g. ``(N, H, W)``); ``pred`` holds class ids."""
+        """Add label maps of any matching shape (e.g. ``(N, H, W)``); ``pred`` holds class ids.
+
+        One pass of integer arithmetic and one ``bincount``: each pixel goes to bin
+        ``target * num_classes + pred``, and ignored pixels land in a row of their own that is
+        dropped afterwards, so no boolean-mask copy of the inputs is made. The counts are exact.
+        """
         if pred.shape != target.shape:
             raise DataError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-        n = self.num_classes
+        if pred.is_floating_point() or target.is_floating_point():
+            raise DataError(f"labels must be integer tensors, got pred {pred.dtype} and target {target.dtype}")
+        n, ignore = self.num_classes, self.ignore_index
         if self.mat.device != pred.device:
             self.mat = self.mat.to(pred.device)
-        target = target.reshape(-1).to(pred.device)
         pred = pred.reshape(-1)
-        keep = target != self.ignore_index
-        target, pred = target[keep].long(), pred[keep].long()
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
-            bad = int(target[(target < 0) | (target >= n)][0])
-            raise DataError(f"target label {bad} outside 0..{n - 1} and not ignore_index={self.ignore_index}")
-        if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= n):
-            raise DataError(f"predicted label outside 0..{n - 1}")
-        self.mat += torch.bincount(target * n + pred, minlength=n * n).reshape(n, n)
+        target = target.reshape(-1).to(pred.device)
+        if pred.numel() == 0:
+            return
+        pmin, pmax = (int(v) for v in torch.aminmax(pred))
+        if pmin < 0 or pmax >= n:
+            raise DataError(f"predicted label {pmin if pmin < 0 else pmax} outside 0..{n - 1}")
+        if ignore < 0:  # e.g. -1 or -100: move the ignored pixels to row n so every bin index is >= 0
+            target = torch.where(target == ignore, n, target)
+            ignore = n
+        rows = max(n, ignore + 1)
+        tmin, tmax = (int(v) for v in torch.aminmax(target))
+        if tmin < 0 or tmax >= rows:
+            raise DataError(self._bad_target(tmin if tmin < 0 else tmax))
+        # int64 before the multiply: uint8 or int32 labels times num_classes could overflow.
+        bins = torch.add(pred, target.long(), alpha=n)
+        counts = torch.bincount(bins, minlength=rows * n).reshape(rows, n)
+        counts[ignore] = 0
+        if rows > n:
+            extra = counts[n:].sum(1).nonzero()
+            if extra.numel():
+                raise DataError(self._bad_target(n + int(extra[0])))
+        self.mat += counts[:n]
+
+    def _bad_target(self, value: int) -> str:
+        n = self.num_classes
+        return f"target label {value} outside 0..{n - 1} and not ignore_index={self.ignore_index}"
 
     def all_reduce(self) -> None:
         """Sum the counts over all processes (no-op outside ``torch.distributed``)."""
@@ -72,7 +96,8 @@ class ConfusionMatrix:
 
         Returns:
             ``pixel_accuracy``, ``mean_accuracy``, ``miou``, ``fwiou``, ``mf1`` (floats) and
-            ``iou``, ``accuracy``, ``f1`` (per-class lists, NaN for absent classes).
+            ``iou``, ``accuracy``, ``f1`` (per-class lists, NaN for absent classes); with two
+            classes also ``foreground_iou`` and ``foreground_f1``, the scores of class 1.
         """
         return scores_from_confusion(self.mat)
 
@@ -90,7 +115,7 @@ def scores_from_confusion(mat: Tensor) -> dict[str, object]:
     f1 = torch.where(gt + pr > 0, 2 * tp / (gt + pr).clamp(min=1), nan)
     freq = gt / total if total > 0 else gt
     valid = union > 0
-    return {
+    scores: dict[str, object] = {
         "pixel_accuracy": float(tp.sum() / total) if total > 0 else math.nan,
         "mean_accuracy": _nanmean(acc),
         "miou": _nanmean(iou),
@@ -100,6 +125,12 @@ def scores_from_confusion(mat: Tensor) -> dict[str, object]:
         "accuracy": acc.tolist(),
         "f1": f1.tolist(),
     }
+    if m.shape[0] == 2:
+        # Two-class tasks (background 0, foreground 1) are usually reported by the foreground's own
+        # scores: the mean over both classes is inflated by the easy background.
+        scores["foreground_iou"] = float(iou[1])
+        scores["foreground_f1"] = float(f1[1])
+    return scores
 
 
 def _nanmean(t: Tensor) -> float:
