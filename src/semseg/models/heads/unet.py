@@ -1,0 +1,191 @@
+"""U-Net's contracting path and expanding path (Ronneberger et al., MICCAI 2015,
+https://arxiv.org/abs/1505.04597, Fig. 1).
+
+The contracting path repeats two 3x3 convolutions with ReLU and a 2x2 max-pool, doubling the
+channels (64 ... 1024). The expanding path repeats a 2x2 "up-convolution" that halves the channels,
+a concatenation with the contracting path's map of the same level, and two 3x3 convolutions; a
+1x1 convolution classifies. With ``padding="valid"`` (the paper) every 3x3 convolution loses a
+border pixel, so the skip is centre-cropped before the concatenation ("crop and copy") and the
+output is 184 pixels smaller than the input; with ``padding="same"`` nothing is cropped.
+
+:class:`UNetDecoder` is the expanding path over any backbone whose features come one per stride,
+each twice the previous (e.g. ResNet's 2, 4, 8, 16, 32); levels below the finest feature's stride
+are reached by blocks without a skip.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from semseg.errors import InvalidOptionError, allowed
+
+PADDINGS = ("same", "valid")
+UPSAMPLES = ("deconv", "bilinear")
+
+
+def double_conv(in_ch: int, out_ch: int, padding: str, batch_norm: bool) -> nn.Sequential:
+    """Two 3x3 convolutions, each followed by (batch norm and) ReLU."""
+    pad = 1 if padding == "same" else 0
+    layers: list[nn.Module] = []
+    for c_in in (in_ch, out_ch):
+        layers.append(nn.Conv2d(c_in, out_ch, 3, padding=pad, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_ch))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InvalidOptionError(f"{name}={value!r}; allowed: {allowed(choices)}")
+
+
+class UNetEncoder(nn.Module):
+    """The contracting path.
+
+    Args:
+        in_channels: image channels (1 in the paper's grey-scale microscopy).
+        widths: channels per level; each level after the first starts with a 2x2 max-pool.
+        padding: ``"same"`` or ``"valid"`` (the paper: unpadded convolutions).
+        batch_norm: batch norm after each convolution (not in the paper).
+        dropout: drop-out at the end of the contracting path (the paper's "implicit data augmentation").
+
+    Shape:
+        ``(N, in_channels, H, W)`` -> one map per level, channels ``widths``, nominal strides
+        ``1, 2, 4, ...`` (smaller by the lost borders with ``"valid"``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        widths: Sequence[int] = (64, 128, 256, 512, 1024),
+        padding: str = "same",
+        batch_norm: bool = False,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        check_choice("padding", padding, PADDINGS)
+        self.stages = nn.ModuleList()
+        for i, w in enumerate(widths):
+            self.stages.append(double_conv(in_channels if i == 0 else widths[i - 1], w, padding, batch_norm))
+        self.pool = nn.MaxPool2d(2, 2)
+        self.dropout = nn.Dropout2d(dropout)
+        self.out_channels = tuple(widths)
+        self.strides = tuple(2**i for i in range(len(widths)))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        feats = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x if i == 0 else self.pool(x))
+            feats.append(x)
+        feats[-1] = self.dropout(feats[-1])
+        return feats
+
+
+class UpBlock(nn.Module):
+    """2x upsampling, concatenation with the (cropped) skip if there is one, two 3x3 convolutions.
+
+    Shape:
+        ``(N, in_ch, h, w)`` and skip ``(N, skip_ch, >= 2h, >= 2w)`` -> ``(N, out_ch, 2h (-4), 2w (-4))``.
+    """
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, upsample: str, padding: str, batch_norm: bool) -> None:
+        super().__init__()
+        self.upsample, self.padding = upsample, padding
+        # The paper's up-convolution halves the channels; bilinear keeps them for the convs to mix.
+        self.up = nn.ConvTranspose2d(in_ch, out_ch, 2, 2) if upsample == "deconv" else None
+        up_ch = out_ch if upsample == "deconv" else in_ch
+        self.convs = double_conv(up_ch + skip_ch, out_ch, padding, batch_norm)
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        size = [2 * n for n in x.shape[-2:]]
+        if skip is not None and self.padding == "same":
+            # Odd sizes: a floor-pooled skip has one row more than 2x, a strided conv's one fewer.
+            size = list(skip.shape[-2:])
+        if self.up is None:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        else:
+            extra = [max(0, s - 2 * n) for s, n in zip(size, x.shape[-2:], strict=True)]
+            x = self.up(x, output_size=[2 * n + e for n, e in zip(x.shape[-2:], extra, strict=True)])
+            x = x[..., : size[0], : size[1]]
+        if skip is not None:
+            x = torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1)
+        return self.convs(x)
+
+
+def center_crop(t: Tensor, size: Sequence[int]) -> Tensor:
+    """The centre ``size`` of ``t`` (the paper's "crop" of the skip before the "copy")."""
+    dh, dw = t.shape[-2] - size[0], t.shape[-1] - size[1]
+    if dh < 0 or dw < 0:
+        raise RuntimeError(f"skip {tuple(t.shape[-2:])} is smaller than the upsampled map {tuple(size)}")
+    return t[..., dh // 2 : dh // 2 + size[0], dw // 2 : dw // 2 + size[1]]
+
+
+class UNetDecoder(nn.Module):
+    """The expanding path as a head.
+
+    Args:
+        in_channels, in_strides: backbone features, one per stride, each stride twice the previous.
+        num_classes: output channels of the 1x1 classifier.
+        decoder_channels: output channels of each block, deepest first; default: the skips'
+            channels when the finest feature is at stride 1 (the paper: 512, 256, 128, 64),
+            otherwise 256, 128, 64, 32, 16 (one block per halving down to stride 1).
+        upsample: ``"deconv"`` (2x2 transposed convolution, the paper) or ``"bilinear"``.
+        padding: ``"same"`` or ``"valid"``; batch_norm: after each convolution.
+
+    Shape:
+        features -> ``(N, num_classes, H, W)`` at stride 1 (smaller by the borders with ``"valid"``).
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        in_strides: Sequence[int],
+        num_classes: int,
+        decoder_channels: Sequence[int] | None = None,
+        upsample: str = "deconv",
+        padding: str = "same",
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        check_choice("upsample", upsample, UPSAMPLES)
+        check_choice("padding", padding, PADDINGS)
+        strides = tuple(in_strides)
+        first = strides[0]
+        if any(b != 2 * a for a, b in itertools.pairwise(strides)) or first & (first - 1):
+            raise InvalidOptionError(
+                "a U-Net decoder needs one backbone feature per stride, each twice the previous, e.g. "
+                f"1, 2, 4, 8, 16 or 2, 4, 8, 16, 32; this backbone gives {allowed(strides)} "
+                "(build it with output_stride=32)"
+            )
+        n_skip, n_extra = len(strides) - 1, int(math.log2(first))
+        if decoder_channels is None:
+            if n_extra == 0:
+                decoder_channels = tuple(reversed(in_channels[:-1]))
+            else:
+                decoder_channels = tuple(max(16, 256 >> i) for i in range(n_skip + n_extra))
+        if len(decoder_channels) != n_skip + n_extra:
+            raise InvalidOptionError(
+                f"decoder_channels needs {n_skip + n_extra} values (one per 2x step), got {len(decoder_channels)}"
+            )
+        skips = list(reversed(in_channels[:-1])) + [0] * n_extra
+        self.blocks = nn.ModuleList()
+        ch = in_channels[-1]
+        for skip_ch, out_ch in zip(skips, decoder_channels, strict=True):
+            self.blocks.append(UpBlock(ch, skip_ch, out_ch, upsample, padding, batch_norm))
+            ch = out_ch
+        self.classifier = nn.Conv2d(ch, num_classes, 1)
+        self.stride = 1
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        x = features[-1]
+        skips = list(reversed(features[:-1]))
+        for i, block in enumerate(self.blocks):
+            x = block(x, skips[i] if i < len(skips) else None)
+        return self.classifier(x)

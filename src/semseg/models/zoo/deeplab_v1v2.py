@@ -1,0 +1,102 @@
+"""DeepLab v1 (Chen et al., ICLR 2015, https://arxiv.org/abs/1412.7062) and DeepLab v2
+(Chen et al., TPAMI 2017, https://arxiv.org/abs/1606.00915), without the dense CRF (a separate
+post-processing step).
+
+* ``deeplabv1_vgg16``: DeepLab-LargeFOV: VGG-16 with ``pool4``/``pool5`` at stride 1, ``conv5_*``
+  dilated by 2, ``fc6`` a 3x3 convolution with dilation 12 and 1024 channels, ``fc7`` 1x1 with
+  1024, ``fc8`` the classifier; logits at 1/8, upsampled bilinearly. ``msc=True`` adds
+  DeepLab-MSc's prediction branches on the input and ``pool1`` ... ``pool4``.
+* ``deeplabv2_resnet101`` / ``deeplabv2_resnet50``: ResNet dilated to output stride 8 (``layer3``
+  dilation 2, ``layer4`` dilation 4) with ASPP-L: four 3x3 classifiers at rates 6, 12, 18, 24 whose
+  logits are summed. The paper also fused predictions over three input scales (its own "MSC"
+  training); that is an inference-time option elsewhere, not part of this network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from semseg.models.backbones import build_backbone
+from semseg.models.backbones.vgg import VGG16
+from semseg.models.heads.deeplab_v1v2 import ASPPv2Head, LargeFOVHead, MultiScaleHead
+from semseg.models.registry import register_model
+from semseg.models.segmentor import SegmentationModel, SegmentationOutput, _resize
+from semseg.models.zoo.common import WeightsArg
+
+# name: (num_classes, published millions of parameters, source / note)
+PUBLISHED_PARAMS = {
+    "deeplabv1_vgg16": (21, 20.5, "DeepLab v1 paper Table 2 (DeepLab-CRF-LargeFOV, kernel 3x3, rate 12)"),
+    "deeplabv2_resnet101": (21, 44.0, "DeepLab v2 ResNet-101 + ASPP-L (42.5M backbone + 4 x 3x3 2048->21 classifiers)"),
+}
+
+
+class DeepLabV1(SegmentationModel):
+    """VGG-16 LargeFOV with optional MSc branches, which read the input image as well as the
+    backbone's pools, hence their own ``forward``.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
+    """
+
+    def __init__(self, backbone: VGG16, head: LargeFOVHead, msc: MultiScaleHead | None, num_classes: int) -> None:
+        super().__init__(backbone, head, num_classes=num_classes)
+        self.msc = msc
+
+    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
+        feats = self.backbone(x)
+        logits = self.head(feats)
+        if self.msc is not None:
+            logits = logits + self.msc([x, *feats[:4]], logits.shape[-2:])
+        logits = _resize(logits, x.shape[-2:])
+        return SegmentationOutput(logits, {}) if return_aux else logits
+
+
+@register_model
+def deeplabv1_vgg16(*, num_classes: int = 21, msc: bool = False, backbone_weights: WeightsArg = None) -> DeepLabV1:
+    """DeepLab-LargeFOV on VGG-16 (output stride 8, ``fc6`` 3x3 with dilation 12, 1024 channels);
+    ``msc=True`` is DeepLab-MSc-LargeFOV. ``backbone_weights`` load the 13 convolutions only
+    (DeepLab's subsampled ``fc6`` is not reproduced)."""
+    backbone = VGG16("deeplab")
+    if backbone_weights is not None:
+        _load_convs(backbone, backbone_weights)
+    head = LargeFOVHead(backbone.out_channels, backbone.strides, num_classes)
+    branches = None
+    if msc:
+        chans, strides = (3, *backbone.out_channels[:4]), (1, *backbone.strides[:4])
+        branches = MultiScaleHead(chans, strides, num_classes, out_stride=backbone.strides[-1])
+    return DeepLabV1(backbone, head, branches, num_classes)
+
+
+def _load_convs(backbone: VGG16, weights: WeightsArg) -> None:
+    from semseg.models.backbones.weights import load_state_file, resolve_weights, verify_hash
+
+    path = resolve_weights("vgg16", weights)  # type: ignore[arg-type]
+    verify_hash(path)
+    state = {k: v for k, v in load_state_file(path).items() if k.startswith("features.")}
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    if unexpected or any(k.startswith("features.") for k in missing):
+        raise RuntimeError(f"VGG-16 convolutions did not fit: missing {missing}, unexpected {unexpected}")
+
+
+def _deeplabv2(depth: int, num_classes: int, rates: Sequence[int], backbone_weights: WeightsArg) -> SegmentationModel:
+    backbone = build_backbone(f"resnet{depth}", output_stride=8, weights=backbone_weights)
+    head = ASPPv2Head(backbone.out_channels, backbone.strides, num_classes, rates)
+    return SegmentationModel(backbone, head, num_classes=num_classes)
+
+
+@register_model
+def deeplabv2_resnet101(
+    *, num_classes: int = 21, rates: Sequence[int] = (6, 12, 18, 24), backbone_weights: WeightsArg = None
+) -> SegmentationModel:
+    """DeepLab v2: ResNet-101 at output stride 8 + ASPP-L (summed 3x3 classifiers, rates 6/12/18/24)."""
+    return _deeplabv2(101, num_classes, rates, backbone_weights)
+
+
+@register_model
+def deeplabv2_resnet50(
+    *, num_classes: int = 21, rates: Sequence[int] = (6, 12, 18, 24), backbone_weights: WeightsArg = None
+) -> SegmentationModel:
+    """DeepLab v2 on ResNet-50 (the paper's ablation backbone): output stride 8 + ASPP-L."""
+    return _deeplabv2(50, num_classes, rates, backbone_weights)

@@ -1,0 +1,36 @@
+"""Semantic FPN (Kirillov et al., 2019, https://arxiv.org/abs/1901.02446) on ResNet-50/101 at
+output stride 32: FPN P2 ... P5 (256 channels), a 128-channel semantic branch merged at 1/4 scale,
+a 1x1 classifier and 4x bilinear upsampling."""
+
+from __future__ import annotations
+
+from semseg.models.backbones import build_backbone
+from semseg.models.heads.fpn import SemanticFPNHead
+from semseg.models.registry import register_model
+from semseg.models.segmentor import SegmentationModel
+from semseg.models.zoo.common import WeightsArg
+
+# name: (num_classes, published millions of parameters, source / note). The paper gives no
+# parameter count for its semantic-segmentation-only model, so there is nothing to compare.
+PUBLISHED_PARAMS: dict[str, tuple[int, float | None, str]] = {
+    "fpn_resnet50": (19, None, "no count published in the paper"),
+    "fpn_resnet101": (19, None, "no count published in the paper"),
+}
+
+
+def _fpn(depth: int, num_classes: int, backbone_weights: WeightsArg) -> SegmentationModel:
+    backbone = build_backbone(f"resnet{depth}", output_stride=32, weights=backbone_weights)
+    head = SemanticFPNHead(backbone.out_channels, backbone.strides, num_classes)
+    return SegmentationModel(backbone, head, num_classes=num_classes)
+
+
+@register_model
+def fpn_resnet50(*, num_classes: int = 21, backbone_weights: WeightsArg = None) -> SegmentationModel:
+    """Semantic FPN on ResNet-50."""
+    return _fpn(50, num_classes, backbone_weights)
+
+
+@register_model
+def fpn_resnet101(*, num_classes: int = 21, backbone_weights: WeightsArg = None) -> SegmentationModel:
+    """Semantic FPN on ResNet-101."""
+    return _fpn(101, num_classes, backbone_weights)
