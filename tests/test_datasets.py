@@ -3,6 +3,9 @@ each official layout; the registry; and errors that name the file for broken tre
 
 from __future__ import annotations
 
+import hashlib
+import re
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,9 +14,10 @@ import pytest
 import torch
 from PIL import Image
 
-from semseg.data import ade20k, cityscapes, voc
+from semseg.data import ade20k, cityscapes, download, voc
 from semseg.data.build import SAMPLE_ROOT
 from semseg.data.build import build_dataset as lead_build
+from semseg.data.check import check_dataset
 from semseg.data.registry import DATASETS, build_dataset
 from semseg.errors import ConfigError, DataError
 
@@ -294,3 +298,71 @@ def test_registry_builds_every_dataset(tmp_path: Path) -> None:
         build_dataset("coco", tmp_path, "train")
     with pytest.raises(DataError, match=r"unknown ade20k split 'test'; allowed: train, val"):
         build_dataset("ade20k", tmp_path / "a", "test")
+
+
+# ---------------------------------------------------------------- data check
+
+
+def test_check_counts_match_masks_on_a_clean_tree(tmp_path: Path) -> None:
+    _, raws = _ade_tree(tmp_path)
+    report = check_dataset("ade20k", tmp_path, ["train"])
+    assert report.ok and report.splits[0].pairs == 2
+    ids = np.concatenate([np.where(r == 0, 255, r - 1).ravel() for r in raws])
+    expected = np.bincount(ids, minlength=256)
+    assert report.splits[0].class_pixels == expected[:150].tolist()
+    assert report.splits[0].ignored_pixels == int(expected[255])
+    assert report.splits[0].class_images[0] == sum(int((r == 1).any()) for r in raws)
+    text = str(report)
+    assert "[train] 2 pairs, 0 problem(s)" in text and "mf weight" in text and text.endswith("OK")
+
+
+def test_check_lists_every_problem_with_its_file(tmp_path: Path) -> None:
+    base, _ = _city_tree(tmp_path)
+    gt = base / "gtFine" / "train"
+    (gt / "aachen" / "aachen_000000_000019_gtFine_labelIds.png").unlink()
+    _mask(gt / "bochum" / "bochum_000000_000004_gtFine_labelIds.png", np.full((H, W + 2), 40))
+    report = check_dataset("cityscapes", base, ["train", "val"])
+    train, val = report.splits
+    assert len(train.problems) == 2 and not val.problems and not report.ok
+    assert "aachen_000000_000019_gtFine_labelIds.png" in train.problems[0]
+    assert "bochum_000000_000004_gtFine_labelIds.png: mask is 12x6 but image" in train.problems[1]
+    _mask(gt / "bochum" / "bochum_000000_000004_gtFine_labelIds.png", np.full((H, W), 40))
+    problems = check_dataset("cityscapes", base, ["train"]).splits[0].problems
+    assert re.search(r"bochum_000000_000004_gtFine_labelIds.png: label values \[40\] outside the 19", problems[1])
+    assert "2 problem(s) found" in str(report)
+
+
+def test_check_reports_constructor_errors_for_camvid(tmp_path: Path) -> None:
+    report = check_dataset("camvid", tmp_path / "nowhere")
+    assert [s.split for s in report.splits] == ["train", "val"]
+    assert "CamVid root not found" in report.splits[0].problems[0]
+    sample = check_dataset("camvid", SAMPLE_ROOT, ["val"], max_images=3)
+    assert sample.ok and sum(sample.splits[0].class_pixels) + sample.splits[0].ignored_pixels == 3 * 180 * 240
+
+
+# ---------------------------------------------------------------- downloads (file:// URLs, no network)
+
+
+def test_download_verifies_checksum(tmp_path: Path) -> None:
+    src = tmp_path / "archive.bin"
+    src.write_bytes(b"semseg" * 1000)
+    md5 = hashlib.md5(src.read_bytes()).hexdigest()
+    got = download.download_file(src.as_uri(), tmp_path / "dl" / "a.bin", f"md5:{md5}")
+    assert got.read_bytes() == src.read_bytes()
+    with pytest.raises(DataError, match=r"b.bin.part: sha256 is [0-9a-f]{64}, expected 00"):
+        download.download_file(src.as_uri(), tmp_path / "dl" / "b.bin", "sha256:" + "00" * 32)
+    assert not list((tmp_path / "dl").glob("b.bin*"))  # nothing half-written is left behind
+    with pytest.raises(DataError, match=r"cannot be downloaded without an account"):
+        download.download_dataset("cityscapes", tmp_path)
+
+
+def test_extract_refuses_paths_outside(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("ADEChallengeData2016/x.txt", "x")
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../escape.txt", "x")
+    assert (download.extract_archive(good, tmp_path / "out") / "ADEChallengeData2016" / "x.txt").is_file()
+    with pytest.raises(DataError, match=r"bad.zip: member '../escape.txt' would be written outside"):
+        download.extract_archive(bad, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
