@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,6 +124,14 @@ def test_sbd_mat_through_scipy(tmp_path: Path) -> None:
     seg = _ids(3, 21).astype(np.uint8)
     scipy_io.savemat(tmp_path / "x.mat", {"GTcls": {"Segmentation": seg, "CategoriesPresent": np.unique(seg)}})
     np.testing.assert_array_equal(voc.sbd_mask(tmp_path / "x.mat", scipy_io.loadmat), seg)
+
+
+def test_sbd_without_scipy_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _voc_tree(tmp_path, {"train": ["t1"], "val": ["v1"]})
+    _sbd_tree(tmp_path, ["a"], [])
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # makes `from scipy.io import ...` fail
+    with pytest.raises(DataError, match=r"needs scipy, which semseg does not install: pip install scipy"):
+        voc.convert_sbd(tmp_path, tmp_path)
 
 
 def test_voc_train_aug_needs_conversion_first(tmp_path: Path) -> None:
@@ -294,6 +303,9 @@ def test_registry_builds_every_dataset(tmp_path: Path) -> None:
     assert isinstance(build_dataset("ade20k", tmp_path / "a", "val"), ade20k.ADE20K)
     assert isinstance(lead_build("cityscapes", tmp_path / "c", "val"), cityscapes.Cityscapes)
     assert len(build_dataset("camvid", SAMPLE_ROOT, "train")) == 32
+    _image(tmp_path / "f" / "images" / "x.png", 0)
+    _mask(tmp_path / "f" / "masks" / "x.png", np.ones((H, W)))
+    assert build_dataset("folder", tmp_path / "f", "train", classes=["bg", "fg"]).classes == ["bg", "fg"]
     with pytest.raises(ConfigError, match=r"unknown dataset 'coco'; allowed: voc, ade20k, cityscapes"):
         build_dataset("coco", tmp_path, "train")
     with pytest.raises(DataError, match=r"unknown ade20k split 'test'; allowed: train, val"):
