@@ -49,15 +49,19 @@ def previous_update(mat: torch.Tensor, pred: torch.Tensor, target: torch.Tensor,
     mat += torch.bincount(target * n + pred, minlength=n * n).reshape(n, n)
 
 
-def median_seconds(fn: Callable[[], None], warmup: int, iters: int) -> float:
+def median_seconds(fns: list[Callable[[], None]], warmup: int, iters: int) -> list[float]:
+    """Median time per function. The functions take turns within each round, so a change in
+    machine load (other jobs on a shared CPU) hits every row alike instead of one row."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, t in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def make_inputs(batch: int, height: int, width: int, classes: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,8 +94,8 @@ def bench(classes: int, args: argparse.Namespace) -> list[tuple[str, float]]:
         ("torchmetrics MulticlassJaccardIndex (default)", lambda: tm_default.update(pred, target)),
         ("torchmetrics MulticlassJaccardIndex (validate_args=False)", lambda: tm_fast.update(pred, target)),
     ]
-    pixels = pred.numel()
-    return [(name, pixels / median_seconds(fn, args.warmup, args.iters) / 1e6) for name, fn in rows]
+    seconds = median_seconds([fn for _, fn in rows], args.warmup, args.iters)
+    return [(name, pred.numel() / s / 1e6) for (name, _), s in zip(rows, seconds, strict=True)]
 
 
 def cpu_name() -> str:
@@ -114,7 +118,7 @@ def report(results: dict[int, list[tuple[str, float]]], args: argparse.Namespace
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC by `python benchmarks/metrics_throughput.py"
         f"{' --quick' if args.quick else ''}`: {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, "
         f"torchmetrics {torchmetrics.__version__}. Inputs: {args.batch} x {h} x {w} int64 prediction and target, "
-        f"~10% ignored (255); median of {args.iters} `update` calls after {args.warmup} warm-up. All rows produce "
+        f"~10% ignored (255); median of {args.iters} `update` calls after {args.warmup} warm-up, the rows taking turns. All rows produce "
         "identical counts (checked before timing).",
         "",
     ]
