@@ -1,0 +1,286 @@
+"""The fully connected CRF: mean-field inference with Gaussian edge potentials.
+
+Krahenbuhl and Koltun, "Efficient Inference in Fully Connected CRFs with Gaussian Edge
+Potentials", NIPS 2011, https://arxiv.org/abs/1210.5644; as used by DeepLab v1/v2
+(https://arxiv.org/abs/1606.00915) and, trained end to end, by CRF-as-RNN
+(https://arxiv.org/abs/1502.03240).
+
+Energy: ``E(x) = sum_i U_i(x_i) + sum_{i<j} mu(x_i, x_j) k(f_i, f_j)`` with unaries
+``U = -log(p)`` and two kernels, exactly as pydensecrf's ``addPairwiseBilateral(sxy=121, srgb=5,
+compat=4)`` and ``addPairwiseGaussian(sxy=3, compat=3)`` define them:
+
+- bilateral (appearance): ``w1 exp(-|p_i - p_j|^2 / 2 sxy^2 - |I_i - I_j|^2 / 2 srgb^2)``,
+  features ``(x / sxy, y / sxy, r / srgb, g / srgb, b / srgb)``;
+- Gaussian (smoothness): ``w2 exp(-|p_i - p_j|^2 / 2 sxy^2)``, features ``(x / sxy, y / sxy)``.
+
+Each kernel is normalised symmetrically, ``D^-1/2 K D^-1/2`` with ``D = diag(K 1)`` (pydensecrf's
+default ``NORMALIZE_SYMMETRIC``), and the compatibility is Potts. The message passing runs on the
+permutohedral lattice (:mod:`semseg.inference.lattice`), built once per image and kernel and
+reused by every iteration; :func:`dense_crf_naive` does the same with the exact ``O(N^2)`` sum and
+exists only as a test reference on tiny images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from semseg.errors import DataError, InvalidOptionError
+from semseg.inference.lattice import LatticeOperator, PermutohedralLattice
+
+Message = Callable[[Tensor], Tensor]
+
+
+def dense_crf(
+    image: Tensor | np.ndarray,
+    probs: Tensor | np.ndarray,
+    iterations: int = 10,
+    bilateral_weight: float = 4.0,
+    bilateral_xy: float = 121.0,
+    bilateral_rgb: float = 5.0,
+    gaussian_weight: float = 3.0,
+    gaussian_xy: float = 3.0,
+    clip: float = 1e-5,
+) -> Tensor:
+    """Refine class probabilities with the dense CRF (DeepLab's defaults).
+
+    Args:
+        image: ``uint8`` RGB ``(H, W, 3)`` or a batch ``(N, H, W, 3)`` (tensor or array).
+        probs: probabilities ``(C, H, W)`` or ``(N, C, H, W)`` summing to 1 over ``C``, e.g.
+            ``inference(..., output="probs")``. The computation runs on ``probs``' device.
+        iterations: mean-field iterations (0 returns the clipped, renormalised input).
+        bilateral_weight, bilateral_xy, bilateral_rgb: appearance kernel weight and its spatial
+            (pixels) and colour (0-255 intensity) scales.
+        gaussian_weight, gaussian_xy: smoothness kernel weight and spatial scale.
+        clip: probabilities are clipped below at ``clip`` before ``-log`` (as pydensecrf's
+            ``unary_from_softmax``).
+
+    Returns:
+        float32 refined probabilities of ``probs``' shape, on ``probs``' device.
+    """
+    img, p, batched = _check_inputs(image, probs)
+    _check_options(iterations, bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy)
+    unary = -torch.log(p.clamp(min=clip)).flatten(2).transpose(1, 2)  # (N, P, C): channels last for the lattice
+    with torch.no_grad():
+        # Both kernels, their weights and normalisations fused into one operator built once.
+        lattices, norms = _lattices(img, bilateral_xy, bilateral_rgb, gaussian_xy)
+        operator = LatticeOperator(lattices, norms, [bilateral_weight, gaussian_weight])
+        q = potts_mean_field(unary, lambda q: operator(q.flatten(0, 1)).view_as(q), iterations)
+    out = q.transpose(1, 2).reshape(p.shape)
+    return out if batched else out[0]
+
+
+def dense_crf_naive(
+    image: Tensor | np.ndarray,
+    probs: Tensor | np.ndarray,
+    iterations: int = 10,
+    bilateral_weight: float = 4.0,
+    bilateral_xy: float = 121.0,
+    bilateral_rgb: float = 5.0,
+    gaussian_weight: float = 3.0,
+    gaussian_xy: float = 3.0,
+    clip: float = 1e-5,
+) -> Tensor:
+    """:func:`dense_crf` with the exact ``O(N^2)`` kernel sums, in float64: the test reference.
+
+    Only for tiny images (it builds ``N x N`` kernel matrices)."""
+    img, p, batched = _check_inputs(image, probs)
+    _check_options(iterations, bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy)
+    if p.shape[-1] * p.shape[-2] > 4096:
+        raise InvalidOptionError(f"dense_crf_naive is a test reference for tiny images; got {tuple(p.shape[-2:])}")
+    p = p.double()
+    unary = -torch.log(p.clamp(min=clip)).flatten(2).transpose(1, 2)
+    bilateral = exact_filter(_features(img, bilateral_xy, bilateral_rgb).double())
+    gaussian = exact_filter(_features(img, gaussian_xy, None).double())
+    q = mean_field(unary, lambda q: bilateral_weight * bilateral(q) + gaussian_weight * gaussian(q), iterations)
+    q = q.softmax(-1)
+    out = q.transpose(1, 2).reshape(p.shape).float()
+    return out if batched else out[0]
+
+
+def mean_field(unary: Tensor, message: Message, iterations: int, compatibility: Tensor | None = None) -> Tensor:
+    """Mean-field updates; returns the final logits ``-U - pairwise`` (softmax them for ``Q``).
+
+    ``message(Q)`` is ``sum_k w_k K_k Q`` (normalised kernels). ``compatibility`` ``mu (C, C)``
+    (``None``: Potts, ``mu = 1 - I``): the pairwise term of label ``l`` is
+    ``sum_l' mu(l, l') message(l')``. For Potts that is ``-message(l)`` up to a per-pixel constant,
+    which the softmax ignores, so Potts skips the matrix product (as pydensecrf does).
+
+    Shape:
+        unary ``(N, P, C)`` -> logits ``(N, P, C)``.
+    """
+    logits = -unary
+    for _ in range(iterations):
+        m = message(softmax_last(logits))
+        logits = -unary + m if compatibility is None else -unary - m @ compatibility.T
+    return logits
+
+
+def potts_mean_field(unary: Tensor, message: Message, iterations: int) -> Tensor:
+    """:func:`mean_field` for Potts compatibility without autograd; returns ``Q`` itself.
+
+    ``Q ~ exp(-U + m) = P0 * exp(m)`` with ``P0 = softmax(-U)`` computed once, so an iteration is
+    one filtering, one ``exp`` and a normalisation. ``m >= 0`` (non-negative kernels and ``Q``),
+    so ``exp(m)`` can only overflow for huge messages; those pixels are shifted by their maximum.
+    """
+    p0 = softmax_last(-unary)
+    q = p0
+    for _ in range(iterations):
+        m = message(q)
+        if float(m.max()) > 60.0:
+            m = m - m.amax(-1, keepdim=True)
+        q = m.exp_().mul_(p0)
+        q = q.div_(q.sum(-1, keepdim=True))
+    return q
+
+
+def softmax_last(x: Tensor) -> Tensor:
+    """Softmax over the last (small) dimension; written out because ``Tensor.softmax(-1)`` with
+    only a few classes in the last dimension is several times slower on CPU."""
+    e = (x - x.amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def _lattices(
+    img: Tensor, bilateral_xy: float, bilateral_rgb: float, gaussian_xy: float
+) -> tuple[list[PermutohedralLattice], list[Tensor]]:
+    """Bilateral and Gaussian lattices and their symmetric normalisers ``D^-1/2 (N*P,)``."""
+    lattices = [
+        PermutohedralLattice(_features(img, bilateral_xy, bilateral_rgb)),
+        PermutohedralLattice(_features(img, gaussian_xy, None)),
+    ]
+    ones = torch.ones(img.shape[0] * img.shape[1] * img.shape[2], 1, device=img.device)
+    return lattices, [lat.filter(ones)[:, 0].add(1e-20).rsqrt() for lat in lattices]
+
+
+def exact_filter(features: Tensor) -> Message:
+    """The same operator with the exact kernel ``exp(-|f_i - f_j|^2 / 2)`` (dense ``P x P``)."""
+    kernel = torch.exp(-0.5 * torch.cdist(features, features).square())
+    norm = kernel.sum(-1, keepdim=True).rsqrt()
+    return lambda q: norm * (kernel @ (norm * q))
+
+
+def _features(image: Tensor, xy_scale: float, rgb_scale: float | None) -> Tensor:
+    """Kernel features ``(N, H*W, 2 or 5)``: ``(x, y[, r, g, b])`` divided by their scales."""
+    n, h, w, _ = image.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=image.device, dtype=torch.float32),
+        torch.arange(w, device=image.device, dtype=torch.float32),
+        indexing="ij",
+    )
+    pos = torch.stack([xs, ys], -1).reshape(1, h * w, 2).expand(n, -1, -1) / xy_scale
+    if rgb_scale is None:
+        return pos.contiguous()
+    rgb = image.reshape(n, h * w, 3).float() / rgb_scale  # uint8 or 0-255 float
+    return torch.cat([pos, rgb], -1)
+
+
+def _check_inputs(image: Tensor | np.ndarray, probs: Tensor | np.ndarray) -> tuple[Tensor, Tensor, bool]:
+    img = torch.as_tensor(image)
+    p = torch.as_tensor(probs)
+    if img.dtype != torch.uint8 or img.dim() not in (3, 4) or img.shape[-1] != 3:
+        raise DataError(f"dense_crf image must be uint8 (H, W, 3) or (N, H, W, 3); got {img.dtype} {tuple(img.shape)}")
+    if not p.is_floating_point() or p.dim() != img.dim():
+        raise DataError(
+            f"dense_crf probs must be float (C, H, W) for an (H, W, 3) image or (N, C, H, W) for (N, H, W, 3); "
+            f"got {p.dtype} {tuple(p.shape)} with image {tuple(img.shape)}"
+        )
+    batched = img.dim() == 4
+    if not batched:
+        img, p = img[None], p[None]
+    if img.shape[:3] != (p.shape[0], *p.shape[2:]):
+        raise DataError(
+            f"dense_crf image {tuple(img.shape[1:3])} (batch {img.shape[0]}) and probs {tuple(p.shape[2:])} "
+            f"(batch {p.shape[0]}) differ in size"
+        )
+    sums = p.sum(1)
+    if bool(p.min() < -1e-4) or not bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3)):
+        raise DataError(
+            f"dense_crf probs must be a distribution over classes (dim C): values >= 0 summing to 1; got values in "
+            f"[{float(p.min()):.3g}, {float(p.max()):.3g}] and sums in [{float(sums.min()):.4g}, {float(sums.max()):.4g}]"
+            " (pass softmax(logits))"
+        )
+    return img.to(p.device), p.float(), batched
+
+
+def _check_options(iterations: int, *numbers: float) -> None:
+    if not isinstance(iterations, int) or iterations < 0:
+        raise InvalidOptionError(f"dense_crf iterations={iterations!r}; expected an integer >= 0")
+    names = ("bilateral_weight", "bilateral_xy", "bilateral_rgb", "gaussian_weight", "gaussian_xy")
+    for name, value in zip(names, numbers, strict=True):
+        positive = name.endswith(("xy", "rgb"))
+        if not np.isfinite(value) or value < 0 or (positive and value == 0):
+            raise InvalidOptionError(
+                f"dense_crf {name}={value!r}; expected a {'positive' if positive else '>= 0'} number"
+            )
+
+
+class DenseCRF(nn.Module):
+    """The dense CRF as a differentiable final layer (CRF-as-RNN, https://arxiv.org/abs/1502.03240).
+
+    Mean-field iterations unrolled in autograd, with learnable kernel weights and a learnable
+    label compatibility matrix ``mu`` (initialised to Potts, ``1 - I``). The kernel scales stay
+    fixed (as in CRF-as-RNN). Gradients reach the input logits, the two weights and ``mu``; the
+    image only shapes the kernels.
+
+    Args:
+        num_classes: ``C``.
+        iterations: unrolled mean-field steps (CRF-as-RNN: 5 in training, 10 at test time).
+        bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy: as in
+            :func:`dense_crf`; the weights are initial values.
+
+    Shape:
+        logits ``(N, C, H, W)`` and image ``(N, 3, H, W)`` RGB on the 0-255 scale (uint8 or
+        float, not normalised) -> refined logits ``(N, C, H, W)`` (train them with cross-entropy).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        iterations: int = 5,
+        bilateral_weight: float = 4.0,
+        bilateral_xy: float = 121.0,
+        bilateral_rgb: float = 5.0,
+        gaussian_weight: float = 3.0,
+        gaussian_xy: float = 3.0,
+    ) -> None:
+        super().__init__()
+        _check_options(iterations, bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy)
+        if num_classes < 2:
+            raise InvalidOptionError(f"DenseCRF num_classes={num_classes}; expected >= 2")
+        self.iterations = iterations
+        self.bilateral_xy, self.bilateral_rgb, self.gaussian_xy = bilateral_xy, bilateral_rgb, gaussian_xy
+        self.bilateral_weight = nn.Parameter(torch.tensor(float(bilateral_weight)))
+        self.gaussian_weight = nn.Parameter(torch.tensor(float(gaussian_weight)))
+        self.compatibility = nn.Parameter(1.0 - torch.eye(num_classes))
+
+    def forward(self, logits: Tensor, image: Tensor) -> Tensor:
+        n, c, h, w = logits.shape
+        if image.dim() != 4 or image.shape[1] != 3 or (image.shape[0], *image.shape[2:]) != (n, h, w):
+            raise DataError(f"DenseCRF image must be (N, 3, H, W) = ({n}, 3, {h}, {w}); got {tuple(image.shape)}")
+        if c != self.compatibility.shape[0]:
+            raise DataError(f"DenseCRF built for {self.compatibility.shape[0]} classes; logits have {c}")
+        rgb = image.detach().permute(0, 2, 3, 1).float()
+        with torch.no_grad():
+            lattices, norms = _lattices(rgb, self.bilateral_xy, self.bilateral_rgb, self.gaussian_xy)
+            bilateral, gaussian = (
+                LatticeOperator([lat], [norm], [1.0]) for lat, norm in zip(lattices, norms, strict=True)
+            )
+
+        def message(q: Tensor) -> Tensor:
+            flat = q.flatten(0, 1)
+            out = self.bilateral_weight * bilateral.apply(flat) + self.gaussian_weight * gaussian.apply(flat)
+            return out.view_as(q)
+
+        unary = -logits.flatten(2).transpose(1, 2)
+        out = mean_field(unary, message, self.iterations, self.compatibility)
+        return out.transpose(1, 2).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.compatibility.shape[0]}, iterations={self.iterations}, "
+            f"bilateral_xy={self.bilateral_xy}, bilateral_rgb={self.bilateral_rgb}, gaussian_xy={self.gaussian_xy}"
+        )
