@@ -1,5 +1,5 @@
-"""The training objective built from the config: class weights resolved from the dataset, and
-main + auxiliary (+ SE) terms, each reported for logging."""
+"""The training objective built from the config: class weights resolved from the dataset, then
+:class:`~semseg.losses.criterion.SegmentationCriterion` (main + auxiliary + SE terms)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from torch import Tensor
 
 from semseg.config import Config
 from semseg.errors import ConfigError
-from semseg.losses import class_statistics, cross_entropy, median_frequency_weights
-from semseg.models.segmentor import SegmentationOutput
+from semseg.losses import class_statistics, median_frequency_weights
+from semseg.losses.criterion import SegmentationCriterion
 
 
 def resolve_class_weights(cfg: Config, train_set: Any, num_classes: int) -> Tensor | None:
@@ -34,28 +34,8 @@ def _masks(train_set: Any):  # type: ignore[no-untyped-def]
         yield None, dataset.load_pair(i)[1]
 
 
-class Objective:
-    """``(output, target) -> (loss, {"loss", "main", "aux", ...})``: cross-entropy on the main
-    logits plus ``aux_weight`` times the cross-entropy of each dense auxiliary output."""
-
-    def __init__(self, weight: Tensor | None, aux_weight: float, ignore_index: int = 255) -> None:
-        self.weight = weight
-        self.aux_weight = aux_weight
-        self.ignore_index = ignore_index
-
-    def __call__(self, output: SegmentationOutput | Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
-        logits, aux = (output.logits, output.aux) if isinstance(output, SegmentationOutput) else (output, {})
-        main = cross_entropy(logits.float(), target, self.weight, self.ignore_index)
-        total, terms = main, {"main": float(main.detach())}
-        for name, value in aux.items():
-            if value.dim() == 4:
-                term = cross_entropy(value.float(), target, self.weight, self.ignore_index)
-                total = total + self.aux_weight * term
-                terms[name] = float(term.detach())
-        terms["loss"] = float(total.detach())
-        return total, terms
-
-
-def build_criterion(cfg: Config, train_set: Any, num_classes: int, device: torch.device) -> Objective:
+def build_criterion(cfg: Config, train_set: Any, num_classes: int, device: torch.device) -> SegmentationCriterion:
+    """Main + ``aux_weight`` x dense aux + ``se_weight`` x SE terms, with the configured class weights."""
     weight = resolve_class_weights(cfg, train_set, num_classes)
-    return Objective(None if weight is None else weight.to(device), cfg.train.aux_weight)
+    criterion = SegmentationCriterion(num_classes, 255, weight, cfg.train.aux_weight, cfg.train.se_weight)
+    return criterion.to(device)
