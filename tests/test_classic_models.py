@@ -252,17 +252,16 @@ def test_bad_options_name_allowed_values() -> None:
         create_model("deeplabv2_resnet50", rates=(6, 0))
 
 
-def _published_cases() -> list[tuple[str, int, float]]:
+def _published_cases() -> list[tuple[str, int, float, dict]]:
     cases = []
     for module in CLASSIC_MODULES:
         table = importlib.import_module(f"semseg.models.zoo.{module}").PUBLISHED_PARAMS
-        cases += [(name, c, m) for name, (c, m, _note) in table.items() if m is not None]
+        cases += [(name, e[0], e[1], e[3] if len(e) > 3 else {}) for name, e in table.items() if e[1] is not None]
     return cases
 
 
-@pytest.mark.parametrize(("name", "num_classes", "millions"), _published_cases())
-def test_parameter_counts_match_published(name: str, num_classes: int, millions: float) -> None:
-    options = {"in_channels": 1} if name == "unet" else {}
+@pytest.mark.parametrize(("name", "num_classes", "millions", "options"), _published_cases())
+def test_parameter_counts_match_published(name: str, num_classes: int, millions: float, options: dict) -> None:
     with torch.device("meta"):
         model = create_model(name, num_classes=num_classes, **options)
     count = _params(model) / 1e6
