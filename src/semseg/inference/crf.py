@@ -63,12 +63,14 @@ def dense_crf(
     """
     img, p, batched = _check_inputs(image, probs)
     _check_options(iterations, bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy)
-    unary = -torch.log(p.clamp(min=clip)).flatten(2).transpose(1, 2)  # (N, P, C): channels last for the lattice
     with torch.no_grad():
+        # softmax(-U) with U = -log(clip(p)): the clipped input, renormalised; (N, P, C) channels last.
+        p0 = p.clamp(min=clip)
+        p0 = (p0 / p0.sum(1, keepdim=True)).flatten(2).transpose(1, 2).contiguous()
         # Both kernels, their weights and normalisations fused into one operator built once.
         lattices, norms = _lattices(img, bilateral_xy, bilateral_rgb, gaussian_xy)
         operator = LatticeOperator(lattices, norms, [bilateral_weight, gaussian_weight])
-        q = potts_mean_field(unary, lambda q: operator(q.flatten(0, 1)).view_as(q), iterations)
+        q = potts_mean_field(p0, lambda q: operator(q.flatten(0, 1)).view_as(q), iterations)
     out = q.transpose(1, 2).reshape(p.shape)
     return out if batched else out[0]
 
@@ -119,14 +121,16 @@ def mean_field(unary: Tensor, message: Message, iterations: int, compatibility: 
     return logits
 
 
-def potts_mean_field(unary: Tensor, message: Message, iterations: int) -> Tensor:
+def potts_mean_field(p0: Tensor, message: Message, iterations: int) -> Tensor:
     """:func:`mean_field` for Potts compatibility without autograd; returns ``Q`` itself.
 
-    ``Q ~ exp(-U + m) = P0 * exp(m)`` with ``P0 = softmax(-U)`` computed once, so an iteration is
+    ``Q ~ exp(-U + m) = P0 * exp(m)`` with ``P0 = softmax(-U)`` (the argument), so an iteration is
     one filtering, one ``exp`` and a normalisation. ``m >= 0`` (non-negative kernels and ``Q``),
     so ``exp(m)`` can only overflow for huge messages; those pixels are shifted by their maximum.
+
+    Shape:
+        p0 ``(N, P, C)`` -> ``Q`` ``(N, P, C)``.
     """
-    p0 = softmax_last(-unary)
     q = p0
     for _ in range(iterations):
         m = message(q)

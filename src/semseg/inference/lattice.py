@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import cache
 
 import torch
 from torch import Tensor
+
+_CHUNK = 16384  # points per chunk when building a lattice on the CPU
 
 
 class PermutohedralLattice:
@@ -49,11 +52,9 @@ class PermutohedralLattice:
             raise ValueError(f"features must be (B, P, d), got shape {tuple(features.shape)}")
         batch, points, d = features.shape
         dp1 = d + 1
-        weights, rem0, rank = _embed(features.reshape(batch * points, d).float().T.contiguous())
-        self.weights = weights.T.contiguous()
-        codes, mults = _vertex_codes(rem0.long(), rank, batch, points)
+        codes, mults = self._codes(features.reshape(batch * points, d).float(), points)
         # One sort gives the hash table (unique codes) and each point's vertex ids.
-        sorted_codes, order = torch.sort(codes.T.reshape(-1), stable=True)
+        sorted_codes, order = torch.sort(codes.reshape(-1), stable=True)
         new = torch.ones_like(sorted_codes, dtype=torch.bool)
         new[1:] = sorted_codes[1:] != sorted_codes[:-1]
         # (Tensor.index_select / index_copy_ throughout: advanced indexing is several times slower.)
@@ -78,6 +79,35 @@ class PermutohedralLattice:
         vertex = torch.repeat_interleave(arange_m, counts)
         within = torch.arange(order.numel(), device=uniq.device) - self.starts.index_select(0, vertex)
         self.order = order.index_select(0, seg_start.index_select(0, perm).index_select(0, vertex) + within)
+
+    def _codes(self, feats: Tensor, points: int) -> tuple[Tensor, list[int]]:
+        """Barycentric weights (into ``self.weights``) and vertex codes ``(N, d+1)`` of all points.
+
+        On the CPU this runs over chunks of points: small temporaries are reused by the memory
+        allocator, while whole-image ones would cost a fresh, page-faulting allocation per op
+        (about 2x slower at 480x360).
+        """
+        n, d = feats.shape
+        chunk = n if feats.is_cuda else _CHUNK
+        feats_t = feats.T.contiguous()
+        self.weights = feats.new_empty(n, d + 1)
+        rem0 = torch.empty(d, n, dtype=torch.int32, device=feats.device)
+        rank = torch.empty(d, n, dtype=torch.uint8, device=feats.device)
+        for s in range(0, n, chunk):
+            w, rem0[:, s : s + chunk], rank[:, s : s + chunk] = _embed(feats_t[:, s : s + chunk])
+            self.weights[s : s + chunk] = w.T
+        low = rem0.amin(1).long() - 2 * (d + 1)
+        radix = rem0.amax(1).long() + 2 * (d + 1) - low + 1
+        mults = [1]
+        for r in radix.tolist():
+            mults.append(mults[-1] * r)
+        if mults[-1] * (n // points) >= 2**62:
+            raise ValueError("permutohedral lattice keys overflow int64: the features span too wide a range")
+        codes = torch.empty(n, d + 1, dtype=torch.long, device=feats.device)
+        for s in range(0, n, chunk):
+            image = torch.arange(s, min(s + chunk, n), device=feats.device) // points
+            codes[s : s + chunk] = _vertex_codes(rem0[:, s : s + chunk], rank[:, s : s + chunk], image, low, mults).T
+        return codes, mults
 
     def filter(self, values: Tensor) -> Tensor:
         """Gaussian-filter ``values (B*P, C)`` with gathers (for one-off use such as normalisers)."""
@@ -200,8 +230,8 @@ def _blur(lat: Tensor, steps: list[tuple[list[Tensor] | tuple[Tensor, Tensor], i
 def _embed(feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Enclosing simplex of every point of ``feats (d, N)``.
 
-    Returns barycentric weights ``(d+1, N)``, the remainder-0 point ``rem0 (d+1, N)`` (integer
-    valued floats) and the rank of each coordinate ``(d+1, N)`` (long), following section 3 of
+    Returns barycentric weights ``(d+1, N)``, and of the first ``d`` coordinates the remainder-0
+    point ``rem0 (d, N)`` (integer-valued floats) and the rank ``(d, N)``, following section 3 of
     Adams et al.: elevate onto the hyperplane ``H_d`` with the matrix ``E`` (scaled so the blur has
     unit standard deviation), round to the nearest remainder-0 point, sort the residual to find
     the simplex. Rows of ``N`` values throughout: tensor ops over a tiny last dimension are slow.
@@ -217,57 +247,63 @@ def _embed(feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         suffix = suffix + cf[j - 1]
     elevated[0] = suffix
     # Nearest point with every coordinate a multiple of d + 1 (ties round down).
-    v = elevated * (1.0 / dp1)
-    up, down = torch.ceil(v) * dp1, torch.floor(v) * dp1
-    rem0 = torch.where(up - elevated < elevated - down, up, down)
+    rem0 = torch.ceil(elevated * (1.0 / dp1) - 0.5) * dp1
     total = rem0.sum(0) * (1.0 / dp1)
-    # Rank of each residual in decreasing order, ties broken by coordinate index.
-    resid = elevated - rem0
-    rank = total.expand(dp1, n).contiguous()
-    for i in range(dp1):
-        for j in range(i + 1, dp1):
-            later_bigger = resid[i] < resid[j]
-            rank[i] += later_bigger
-            rank[j] += ~later_bigger
+    # Rank of each residual in decreasing order, ties to the earlier coordinate: over all pairs
+    # i < j, rank[i] += [r_i < r_j] and rank[j] += [r_i >= r_j]. As one matrix product over pairs:
+    # rank = sign @ [r_i < r_j] + (number of pairs in which the coordinate comes second).
+    # (Float arithmetic and small matrix products throughout: on the CPU, comparisons that make
+    # bools, dtype conversions and row gathers cost several times more than they should.)
+    diff_matrix, sign, base = _pairs(dp1, feats.device)
+    smaller = torch.mm(diff_matrix, elevated - rem0).neg_().sign_().clamp_(min=0)  # [r_i < r_j] per pair
+    rank = torch.addmm(base, sign, smaller).add_(total)
     # Bring the point back onto the plane where the rounded coordinates do not sum to zero.
-    shift = dp1 * ((rank < 0).float() - (rank > d).float())
-    rank += shift
-    rem0 += shift
+    shift = torch.floor((rank + 0.5) * (1.0 / dp1)) * dp1
+    rank -= shift
+    rem0 -= shift
     frac = (elevated - rem0) * (1.0 / dp1)
     pos = d - rank.long()
     bary = feats.new_zeros(dp1 + 1, n)
     bary.scatter_add_(0, pos, frac)
     bary.scatter_add_(0, pos + 1, -frac)
     bary[0] += 1.0 + bary[dp1]
-    return bary[:dp1], rem0, rank.long()
+    return bary[:dp1], rem0[:d], rank[:d]
 
 
-def _vertex_codes(rem0: Tensor, rank: Tensor, batch: int, points: int) -> tuple[Tensor, list[int]]:
-    """Mixed-radix int64 codes ``(d+1, N)`` of every point's simplex vertices, and the multipliers.
+@cache
+def _pairs(k: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """For the coordinate pairs ``i < j`` of ``k``: the ``(pairs, k)`` matrix giving ``r_i - r_j``,
+    the ``(k, pairs)`` matrix with +1 at ``(i, pair)`` and -1 at ``(j, pair)``, and ``(k, 1)`` how
+    often each coordinate comes second."""
+    first, second = torch.triu_indices(k, k, 1)
+    pairs = torch.arange(first.numel())
+    diff = torch.zeros(first.numel(), k)
+    diff[pairs, first], diff[pairs, second] = 1.0, -1.0
+    base = torch.arange(k, dtype=torch.float32)[:, None]
+    return diff.to(device), diff.T.contiguous().to(device), base.to(device)
 
-    Vertex ``r`` has key ``rem0 + r - (d+1) [rank > d - r]`` (first ``d`` coordinates; the image
-    index is one more digit, so images never share a vertex). Neighbours shift a key by at most
-    ``d``, so every digit keeps ``d + 1`` spare values on both sides: neighbour codes never alias.
+
+def _vertex_codes(rem0: Tensor, rank: Tensor, image: Tensor, low: Tensor, mults: list[int]) -> Tensor:
+    """Mixed-radix int64 codes ``(d+1, n)`` of the simplex vertices of ``n`` points.
+
+    Vertex ``r`` has key ``rem0 + r - (d+1) [rank > d - r]`` (first ``d`` coordinates, digit ``i``
+    offset by ``low[i]``; the image index is the last digit, so images never share a vertex).
+    Neighbours shift a key by at most ``d``; ``low`` and the radices leave ``d + 1`` spare values
+    on both sides of every digit, so neighbour codes never alias another vertex.
     """
-    dp1, n = rem0.shape
-    d = dp1 - 1
-    low = rem0[:d].amin(1) - 2 * dp1
-    radix = rem0[:d].amax(1) + 2 * dp1 - low + 1
-    mults = [1]
-    for r in radix.tolist():
-        mults.append(mults[-1] * r)
-    if mults[-1] * batch >= 2**62:
-        raise ValueError("permutohedral lattice keys overflow int64: the features span too wide a range")
-    base = torch.arange(batch, device=rem0.device).repeat_interleave(points) * mults[d]
-    for i in range(d):
-        base += (rem0[i] - low[i]) * mults[i]
-    step = sum(mults[:d])
-    codes = torch.empty(dp1, n, dtype=torch.long, device=rem0.device)
+    d, n = rem0.shape
+    digits = torch.tensor(mults[:d], device=rem0.device)[:, None]
+    base = image * mults[d] + ((rem0.long() - low[:, None]) * digits).sum(0)
+    # wrap[r] = sum of the digits of coordinates with rank > d - r: a suffix sum over ranks.
+    by_rank = torch.zeros(d + 2, n, dtype=torch.long, device=rem0.device)
+    by_rank.scatter_(0, rank.long(), digits.expand(d, n))
+    codes = torch.empty(d + 1, n, dtype=torch.long, device=rem0.device)
     codes[0] = base
-    for r in range(1, dp1):
-        wrap = sum((rank[i] > d - r).long() * mults[i] for i in range(d))
-        codes[r] = base + r * step - dp1 * wrap
-    return codes, mults
+    wrap = by_rank[d + 1]  # the zero row
+    for r in range(1, d + 1):
+        wrap = wrap + by_rank[d + 1 - r]  # digits of the coordinates ranked d + 1 - r .. d
+        codes[r] = base + r * sum(mults[:d]) - (d + 1) * wrap
+    return codes
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
