@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from semseg.errors import CheckpointError
 from semseg.models.backbones import build_backbone
 from semseg.models.backbones.vgg import VGG16
 from semseg.models.heads.deeplab_v1v2 import ASPPv2Head, LargeFOVHead, MultiScaleHead
@@ -77,7 +78,8 @@ def _load_convs(backbone: VGG16, weights: WeightsArg) -> None:
     state = {k: v for k, v in load_state_file(path).items() if k.startswith("features.")}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if unexpected or any(k.startswith("features.") for k in missing):
-        raise RuntimeError(f"VGG-16 convolutions did not fit: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"{path}: VGG-16 convolutions do not fit: missing {missing}, unexpected {unexpected}")
+    print(f"loaded {len(state)} tensors into DeepLab's VGG-16 convolutions from {path} (fc6/fc7 stay random)")
 
 
 def _deeplabv2(depth: int, num_classes: int, rates: Sequence[int], backbone_weights: WeightsArg) -> SegmentationModel:

@@ -4,8 +4,9 @@
 ``padding="paper"`` (default) is the published network: ``conv1_1`` padded by 100, Caffe's
 rounded-up pools, a valid 7x7 ``fc6``, and every sum and the output cropped by the offsets of
 Caffe's ``Crop`` layer, so any input size works and the output has the input's size.
-``padding="same"`` is the modern form: each map is ``input / stride`` and nothing is cropped, which
-spends less compute on the pad (about 2x fewer FLOPs at 97x131) and gives the same parameters.
+``padding="same"`` is the modern form: each map is ``input / stride`` and nothing is cropped, so the
+convolutions do not run over the 100-pixel frame (``conv1`` sees ``(H + 198) x (W + 198)`` pixels in
+the paper's form); the parameters are the same.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def _load_vgg16_classifier_weights(backbone: VGG16, weights: WeightsArg) -> None
     path = resolve_weights("vgg16", weights)  # type: ignore[arg-type]
     verify_hash(path)
     state = VGG16.convert_classifier(load_state_file(path))
-    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     backbone.load_state_dict(state, strict=True)
+    print(f"loaded {len(state)} tensors into the FCN VGG-16 (fc6/fc7 from the classifier) from {path}")
 
 
 @register_model
