@@ -145,6 +145,24 @@ def test_encdec_unpooling_uses_indices() -> None:
     )
 
 
+def test_encdec_encoder_has_vgg16_bn_keys() -> None:
+    with torch.device("meta"):
+        reference = torchvision.models.vgg16_bn().features.state_dict()
+        ours = create_model("encdec_vgg16", num_classes=3).backbone.features.state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in reference.items()}
+
+
+def test_fcn_alexnet_is_caffes_and_any_size_works() -> None:
+    model = create_model("fcn32s_alexnet", num_classes=3).eval()
+    convs = [m for m in model.backbone.features if isinstance(m, nn.Conv2d)]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2] and [c.out_channels for c in convs] == [96, 256, 384, 384, 256]
+    assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.backbone.features) == 2
+    assert model.backbone.fc6.kernel_size == (6, 6) and model.head.final_weight.shape[-1] == 63
+    with torch.no_grad():
+        for size in [(1, 1), (31, 64), (97, 50)]:
+            assert model(torch.randn(1, 3, *size)).shape == (1, 3, *size)
+
+
 def test_unet_valid_crop_and_copy() -> None:
     assert valid_tile(388, 4) == (572, 388)  # the paper's tile
     model = create_model("unet", num_classes=2, in_channels=1, padding="valid", base_width=4).eval()
