@@ -17,6 +17,7 @@ from semseg.errors import InvalidOptionError
 from semseg.models.backbones import build_backbone
 from semseg.models.backbones.vgg import VGG16
 from semseg.models.coords import bilinear_kernel, through_all
+from semseg.models.heads.fcn_skip import FCNSkipHead
 from semseg.models.heads.fpn import SemanticFPNHead
 from semseg.models.heads.unet import UNetDecoder
 from semseg.models.zoo.unet import mirror_pad, valid_tile
@@ -268,6 +269,13 @@ def test_bad_options_name_allowed_values() -> None:
         VGG16("resnet")
     with pytest.raises(ValueError, match="rates"):
         create_model("deeplabv2_resnet50", rates=(6, 0))
+    with torch.device("meta"):
+        dilated = VGG16("deeplab")
+        plain = VGG16("plain")
+        with pytest.raises(InvalidOptionError, match="stride 32"):
+            FCNSkipHead(dilated.out_channels, dilated.strides, 3, dilated.coords, "8s")
+        with pytest.raises(InvalidOptionError, match="32s, 16s, 8s"):
+            FCNSkipHead(plain.out_channels, plain.strides, 3, plain.coords, "4s")
 
 
 def _published_cases() -> list[tuple[str, int, float, dict]]:
