@@ -64,21 +64,21 @@ class PermutohedralLattice:
         neighbours = _neighbours(uniq, mults, d)
         # Renumber the vertices in the order the points first touch them: splat and slice then
         # walk memory nearly in order instead of jumping around (about 2x faster on large images).
-        arange_m = torch.arange(m, device=uniq.device)
         perm = torch.argsort(order.index_select(0, seg_start) // dp1, stable=True)  # new id -> old id
         renumber = torch.full((m + 1,), m, dtype=torch.long, device=uniq.device)
-        renumber.index_copy_(0, perm, arange_m)
-        ids = renumber.index_select(0, torch.cumsum(new, 0) - 1)
-        self.offsets = torch.empty_like(order).index_copy_(0, order, ids).view(-1, dp1)
+        renumber.index_copy_(0, perm, torch.arange(m, device=uniq.device))
+        old_id = torch.cumsum(new, 0) - 1
+        self.offsets = torch.empty_like(order).index_copy_(0, order, renumber.index_select(0, old_id)).view(-1, dp1)
         self.neighbours = []
         for pair in neighbours:  # new vertex k is old vertex perm[k]; its neighbours get new ids too
             self.neighbours.append(tuple(renumber.index_select(0, nb.index_select(0, perm)) for nb in pair))
-        # The splat order, by new vertex id: the old runs of equal codes, taken in ``perm`` order.
+        # The splat order by new vertex id: each old run of equal codes moves as a block, by the
+        # difference between its new and its old start.
         counts = torch.diff(torch.cat([seg_start, seg_start.new_tensor([order.numel()])])).index_select(0, perm)
         self.starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        vertex = torch.repeat_interleave(arange_m, counts)
-        within = torch.arange(order.numel(), device=uniq.device) - self.starts.index_select(0, vertex)
-        self.order = order.index_select(0, seg_start.index_select(0, perm).index_select(0, vertex) + within)
+        shift = self.starts.index_select(0, renumber[:m]) - seg_start
+        position = torch.arange(order.numel(), device=uniq.device) + shift.index_select(0, old_id)
+        self.order = torch.empty_like(order).index_copy_(0, position, order)
 
     def _codes(self, feats: Tensor, points: int) -> tuple[Tensor, list[int]]:
         """Barycentric weights (into ``self.weights``) and vertex codes ``(N, d+1)`` of all points.
