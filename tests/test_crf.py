@@ -148,6 +148,8 @@ def test_bad_input() -> None:
         dense_crf(img, probs, iterations=-1)
     with pytest.raises(InvalidOptionError, match="bilateral_xy"):
         dense_crf(img, probs, bilateral_xy=0)
+    with pytest.raises(InvalidOptionError, match="too large"):
+        dense_crf(img, probs, bilateral_rgb=1e-6)
     with pytest.raises(DataError, match="image must be"):
         DenseCRF(3)(probs[None], img[None])
 

@@ -183,8 +183,10 @@ def _features(image: Tensor, xy_scale: float, rgb_scale: float | None) -> Tensor
 
 
 def _check_inputs(image: Tensor | np.ndarray, probs: Tensor | np.ndarray) -> tuple[Tensor, Tensor, bool]:
-    img = torch.as_tensor(image)
-    p = torch.as_tensor(probs)
+    # (NumPy arrays are copied when read-only, e.g. from PIL, which torch would warn about.)
+    img, p = (
+        torch.as_tensor(x if not isinstance(x, np.ndarray) or x.flags.writeable else x.copy()) for x in (image, probs)
+    )
     if img.dtype != torch.uint8 or img.dim() not in (3, 4) or img.shape[-1] != 3:
         raise DataError(f"dense_crf image must be uint8 (H, W, 3) or (N, H, W, 3); got {img.dtype} {tuple(img.shape)}")
     if not p.is_floating_point() or p.dim() != img.dim():

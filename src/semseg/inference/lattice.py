@@ -29,6 +29,8 @@ from functools import cache
 import torch
 from torch import Tensor
 
+from semseg.errors import InvalidOptionError
+
 _CHUNK = 16384  # points per chunk when building a lattice on the CPU
 
 
@@ -49,7 +51,7 @@ class PermutohedralLattice:
 
     def __init__(self, features: Tensor) -> None:
         if features.dim() != 3:
-            raise ValueError(f"features must be (B, P, d), got shape {tuple(features.shape)}")
+            raise InvalidOptionError(f"lattice features must be (B, P, d), got shape {tuple(features.shape)}")
         batch, points, d = features.shape
         dp1 = d + 1
         codes, mults = self._codes(features.reshape(batch * points, d).float(), points)
@@ -88,6 +90,12 @@ class PermutohedralLattice:
         (about 2x slower at 480x360).
         """
         n, d = feats.shape
+        # Elevated coordinates reach about 2d(d+1) max|f| and must stay exact integers in float32.
+        if n and float(feats.abs().max()) * 2 * d * (d + 1) > 2**22:
+            raise InvalidOptionError(
+                f"lattice features up to {float(feats.abs().max()):.3g} are too large for float32 keys "
+                "(kernel scales too small?)"
+            )
         chunk = n if feats.is_cuda else _CHUNK
         feats_t = feats.T.contiguous()
         self.weights = feats.new_empty(n, d + 1)
@@ -102,7 +110,9 @@ class PermutohedralLattice:
         for r in radix.tolist():
             mults.append(mults[-1] * r)
         if mults[-1] * (n // points) >= 2**62:
-            raise ValueError("permutohedral lattice keys overflow int64: the features span too wide a range")
+            raise InvalidOptionError(
+                "permutohedral lattice keys overflow int64: the features span too wide a range (kernel scales too small?)"
+            )
         codes = torch.empty(n, d + 1, dtype=torch.long, device=feats.device)
         for s in range(0, n, chunk):
             image = torch.arange(s, min(s + chunk, n), device=feats.device) // points
