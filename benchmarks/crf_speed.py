@@ -110,6 +110,7 @@ def main() -> None:
         runs[f"semseg dense_crf, CUDA ({torch.cuda.get_device_name()})"] = ours_fn(
             image, probs, args.iterations, "cuda", 1
         )
+    load = os.getloadavg()
     outputs = {name: fn() for name, fn in runs.items()}  # warm-up, and the outputs compared below
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
@@ -125,14 +126,18 @@ def main() -> None:
         f"{width}x{height}, {args.classes} labels, {args.iterations} mean-field iterations, DeepLab parameters "
         f"(bilateral 4 / xy 121 / rgb 5, Gaussian 3 / xy 3); image: {source}; probabilities: noisy one-hot of its labels.",
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}. "
-        f"Interleaved runs, {args.repeats} repeats after one warm-up.",
+        f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start "
+        f"{load[0]:.2f} (other processes were using the CPU: compare rows, not absolute times)."
+        if load[0] > 0.5
+        else f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start {load[0]:.2f}.",
         "",
-        "| implementation | median s | fastest s | vs first row (median) |",
+        "| implementation | median s | fastest s | speed vs first row (median; > 1 is faster) |",
         "| --- | --- | --- | --- |",
     ]
     for name, ts in times.items():
         med = statistics.median(ts)
-        lines.append(f"| {name} | {med:.3f} | {min(ts):.3f} | {base / med:.2f}x |")
+        speed = "(part of the row above)" if "setup" in name else f"{base / med:.2f}x"
+        lines.append(f"| {name} | {med:.3f} | {min(ts):.3f} | {speed} |")
     if ref is not None:
         first = outputs[next(iter(runs))]
         lines.append("")
