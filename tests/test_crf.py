@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from semseg.errors import DataError, InvalidOptionError
-from semseg.inference import DenseCRF, dense_crf, dense_crf_naive
+from semseg.inference import CRFRefined, DenseCRF, dense_crf, dense_crf_naive
 from semseg.inference.crf import _features, _lattices, exact_filter
 from semseg.inference.lattice import LatticeOperator
 
@@ -162,3 +163,25 @@ def test_cuda_matches_cpu() -> None:
     cpu, gpu = dense_crf(img, probs), dense_crf(img.cuda(), probs.cuda())
     assert gpu.is_cuda
     assert float((gpu.cpu() - cpu).abs().mean()) < 1e-4
+
+
+def test_crf_refined_model_trains_end_to_end() -> None:
+    from semseg.models.segmentor import SegmentationOutput
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.mean, self.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+        def forward(self, x: torch.Tensor, return_aux: bool = False):
+            logits = self.conv(x)
+            return SegmentationOutput(logits, {"aux": logits}) if return_aux else logits
+
+    model = CRFRefined(Net(), DenseCRF(3, iterations=2))
+    x = torch.randn(2, 3, 10, 12)
+    out = model(x, return_aux=True)
+    assert out.logits.shape == (2, 3, 10, 12) and "aux" in out.aux
+    assert torch.allclose(model(x), out.logits)
+    F.cross_entropy(out.logits, torch.randint(0, 3, (2, 10, 12))).backward()
+    assert model.model.conv.weight.grad is not None and model.crf.compatibility.grad is not None

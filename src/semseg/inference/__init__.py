@@ -6,12 +6,13 @@
   permutohedral lattice in PyTorch, on CPU or GPU; :class:`DenseCRF`: the same as a trainable layer.
 """
 
-from semseg.inference.crf import DenseCRF, dense_crf, dense_crf_naive
+from semseg.inference.crf import CRFRefined, DenseCRF, dense_crf, dense_crf_naive
 from semseg.inference.evaluate_crf import evaluate_with_crf, predict_with_crf
 from semseg.inference.lattice import LatticeOperator, PermutohedralLattice
 from semseg.inference.modes import infer_multiscale, infer_slide, infer_whole, inference
 
 __all__ = [
+    "CRFRefined",
     "DenseCRF",
     "LatticeOperator",
     "PermutohedralLattice",

@@ -291,3 +291,33 @@ class DenseCRF(nn.Module):
             f"num_classes={self.compatibility.shape[0]}, iterations={self.iterations}, "
             f"bilateral_xy={self.bilateral_xy}, bilateral_rgb={self.bilateral_rgb}, gaussian_xy={self.gaussian_xy}"
         )
+
+
+class CRFRefined(nn.Module):
+    """A segmentation model followed by a trainable :class:`DenseCRF` (CRF-as-RNN end to end).
+
+    Keeps the model contract: ``forward(x)`` takes the same normalised images and returns refined
+    logits; ``forward(x, return_aux=True)`` returns the inner model's ``SegmentationOutput`` with
+    the refined logits in place of its own (aux outputs unchanged), so the trainer and criterion
+    work as they are. The image for the bilateral kernel is recovered from ``x`` with the model's
+    ``mean``/``std`` (0-1 RGB scale) and brought to 0-255.
+
+    Shape:
+        x ``(N, 3, H, W)`` normalised -> logits ``(N, C, H, W)``.
+    """
+
+    def __init__(self, model: nn.Module, crf: DenseCRF) -> None:
+        super().__init__()
+        self.model, self.crf = model, crf
+        for name in ("mean", "std", "num_classes", "class_names", "palette"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | tuple:
+        out = self.model(x, return_aux=True) if return_aux else self.model(x)
+        logits = out[0] if return_aux else out
+        mean = torch.tensor(getattr(self, "mean", (0.0, 0.0, 0.0)), device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(getattr(self, "std", (1.0, 1.0, 1.0)), device=x.device).view(1, 3, 1, 1)
+        rgb = ((x.detach() * std + mean) * 255.0).clamp(0, 255)
+        refined = self.crf(logits, rgb)
+        return out._replace(logits=refined) if return_aux else refined
