@@ -270,7 +270,7 @@ class DenseCRF(nn.Module):
             raise DataError(f"DenseCRF image must be (N, 3, H, W) = ({n}, 3, {h}, {w}); got {tuple(image.shape)}")
         if c != self.compatibility.shape[0]:
             raise DataError(f"DenseCRF built for {self.compatibility.shape[0]} classes; logits have {c}")
-        rgb = image.detach().permute(0, 2, 3, 1).float()
+        rgb = image.detach().to(logits.device).permute(0, 2, 3, 1).float()
         with torch.no_grad():
             lattices, norms = _lattices(rgb, self.bilateral_xy, self.bilateral_rgb, self.gaussian_xy)
             bilateral, gaussian = (
