@@ -202,6 +202,8 @@ def _check_inputs(image: Tensor | np.ndarray, probs: Tensor | np.ndarray) -> tup
             f"dense_crf image {tuple(img.shape[1:3])} (batch {img.shape[0]}) and probs {tuple(p.shape[2:])} "
             f"(batch {p.shape[0]}) differ in size"
         )
+    if p.numel() == 0:
+        raise DataError(f"dense_crf got empty probs {tuple(p.shape)}")
     p = p.float()
     sums = p.sum(1)
     if bool(p.min() < -1e-4) or not bool(torch.allclose(sums, torch.ones_like(sums), atol=2e-3)):

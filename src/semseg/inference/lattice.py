@@ -11,13 +11,14 @@ reads back (slices) from the same vertices with the same weights. The result app
 ``out_i = sum_j exp(-|f_i - f_j|^2 / 2) v_j`` up to a constant factor (the dense CRF normalises it
 away), in ``O(N d^2 + M d C)`` instead of ``O(N^2 C)``.
 
-Everything is vectorised and laid out so that each tensor op runs over all points at once
-(``(d + 1, N)`` rows, never a tiny last dimension): the simplex search, the hash table (a sorted
-array of mixed-radix integer codes, ``torch.unique`` + ``searchsorted``), splat and slice (sparse
-CSR matrix products) and the blur (two gathers per direction). A :class:`LatticeOperator` is built
-once per image and reused for every filtering, and can hold several kernels (the CRF's bilateral
-and Gaussian) with their weights and normalisations folded in, so one iteration is one splat, one
-blur and one slice.
+Everything is vectorised, with no Python loop over points: the simplex search (in chunks of
+``(d + 1, chunk)`` rows; tensor ops over a tiny last dimension are slow on the CPU), the hash table
+(one sort of mixed-radix integer codes, then ``searchsorted`` for the blur neighbours), splat and
+slice (sparse CSR matrix products, vertices numbered in the order the pixels first touch them so
+that both walk memory nearly in order) and the blur (two gathers per direction). A
+:class:`LatticeOperator` is built once per image and reused for every filtering, and can hold
+several kernels (the CRF's bilateral and Gaussian) with their weights and normalisations folded
+in, so one mean-field iteration is one splat, one blur and one slice.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class PermutohedralLattice:
         self.num_vertices = m = uniq.numel()
         neighbours = _neighbours(uniq, mults, d)
         # Renumber the vertices in the order the points first touch them: splat and slice then
-        # walk memory nearly in order instead of jumping around (about 2x faster on large images).
+        # walk memory nearly in order instead of jumping around (the slice took 4.0 instead of
+        # 7.5 ms at 480x360 with 11 labels when measured).
         perm = torch.argsort(order.index_select(0, seg_start) // dp1, stable=True)  # new id -> old id
         renumber = torch.full((m + 1,), m, dtype=torch.long, device=uniq.device)
         renumber.index_copy_(0, perm, torch.arange(m, device=uniq.device))
