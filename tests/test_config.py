@@ -36,7 +36,7 @@ def test_overrides_parse_yaml_values() -> None:
         ],
     )
     assert cfg.train.lr == 0.002 and cfg.data.crop_size == [64, 96] and cfg.data.root == "/x"
-    assert cfg.model.options == {"output_stride": 8}
+    assert cfg.model.options == {"backbone_weights": "imagenet", "output_stride": 8}
     assert isinstance(apply_overrides(Config(), ["train.lr=1"]).train.lr, float)
 
 
