@@ -168,3 +168,13 @@ def test_broken_dataset_gives_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_data_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _tree(tmp_path / "ok", "none")
+    assert main(["data", "check", str(tmp_path / "ok"), "--dataset", "folder", "--classes", "bg,fg"]) == 0
+    assert "OK" in capsys.readouterr().out
+    _tree(tmp_path / "bad", "label")
+    assert main(["data", "check", str(tmp_path / "bad"), "--dataset", "folder", "--classes", "bg,fg"]) == 1
+    assert main(["data", "check", str(tmp_path / "missing"), "--dataset", "camvid"]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err

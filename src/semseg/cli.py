@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("file")
     w.add_argument("--backbone", default=None, help="backbone name (default: guessed from the file name)")
     wsub.add_parser("list", help="known ImageNet files and where they are found")
+
+    p = sub.add_parser("data", help="inspect datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    c = dsub.add_parser(
+        "check", help="walk a dataset tree: missing pairs, size mismatches, bad labels, class statistics"
+    )
+    c.add_argument("root")
+    c.add_argument("--dataset", required=True, help="voc, ade20k, cityscapes, camvid or folder")
+    c.add_argument("--split", action="append", default=None, help="split to check (repeatable; default train and val)")
+    c.add_argument("--classes", default=None, help="comma-separated class names (folder datasets)")
+    c.add_argument("--max-images", type=int, default=None, help="check at most this many pairs per split")
     return parser
 
 
@@ -128,6 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "list-models": commands.cmd_list_models,
         "bench": commands.cmd_bench,
         "weights": commands.cmd_weights,
+        "data": commands.cmd_data,
     }
     if args.command not in handlers:
         raise ConfigError(f"unknown command {args.command!r}")

@@ -184,3 +184,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
         where = find_imagenet_file(name)
         print(f"{name:12s} {filename:28s} {where or 'not on this machine'}")
     return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``semseg data check``: exit 0 when the tree is clean, 1 when problems were found."""
+    from semseg.data.check import check_dataset
+
+    if not Path(args.root).is_dir():
+        raise DataError(f"dataset folder not found: {args.root}")
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    report = check_dataset(args.dataset, args.root, args.split, classes=classes, max_images=args.max_images)
+    print(report.format())
+    return 0 if report.ok else 1
