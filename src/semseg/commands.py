@@ -69,7 +69,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if crf:
         from semseg.inference.evaluate_crf import evaluate_with_crf
 
-        scores = evaluate_with_crf(model, dataset, len(model.class_names), device, opts, progress=not args.no_progress)
+        scores = evaluate_with_crf(
+            model,
+            dataset,
+            len(model.class_names),
+            device,
+            opts,
+            progress=not args.no_progress,
+            max_images=cfg.data.max_val_images,
+        )
     else:
         scores, _ = evaluate(
             model,
@@ -83,6 +91,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     table = format_table(scores, model.class_names)
     print(table)
     n = len(dataset) if cfg.data.max_val_images is None else min(len(dataset), cfg.data.max_val_images)
+    if "iiou" in scores:
+        print(f"iIoU {100 * scores['iiou']:.2f}%  (Cityscapes instance-weighted)")
     print(f"mIoU {100 * scores['miou']:.2f}%  ({n} images, {opts}{', crf' if crf else ''})")
     if args.out:
         out = Path(args.out)

@@ -57,6 +57,8 @@ class CachedDataset(Dataset):
     def __init__(self, dataset: SegmentationDataset, transform: PairTransform | None = None) -> None:
         self.dataset = dataset
         self.transform = transform
+        if hasattr(dataset, "load_instances"):  # Cityscapes: evaluation needs the instance ids (iIoU)
+            self.load_instances = dataset.load_instances
         self.items = []
         for i in range(len(dataset)):
             image, mask = dataset.load_pair(i)

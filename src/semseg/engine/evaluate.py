@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from semseg.data.transforms import normalize_batch
-from semseg.metrics import ConfusionMatrix
+from semseg.metrics import ConfusionMatrix, InstanceIoU
 
 
 def predict_logits(
@@ -54,6 +54,8 @@ def evaluate(
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index, device=device)
+    # Datasets with instance ids (Cityscapes) also get the instance-weighted iIoU.
+    iiou = InstanceIoU.cityscapes(device) if hasattr(dataset, "load_instances") else None
     n = len(dataset) if max_images is None else min(max_images, len(dataset))  # type: ignore[arg-type]
     indices = range(rank, n, world_size)
     mean, std = model_attr(model, "mean"), model_attr(model, "std")
@@ -61,10 +63,17 @@ def evaluate(
         image, mask = dataset[i]
         x = normalize_batch(image[None].to(device), mean, std)
         scores = predict_logits(model, x, **(inference_options or {}))
-        cm.update(scores.argmax(1)[0], mask.to(device))
+        pred = scores.argmax(1)[0]
+        cm.update(pred, mask.to(device))
+        if iiou is not None:
+            iiou.update(pred, mask.to(device), dataset.load_instances(i).to(device))  # type: ignore[attr-defined]
     cm.all_reduce()
+    results = cm.compute()
+    if iiou is not None:
+        iiou.all_reduce()
+        results.update(iiou.compute(cm))
     model.train(was_training)
-    return cm.compute(), cm
+    return results, cm
 
 
 def model_attr(model: nn.Module, name: str) -> Any:
