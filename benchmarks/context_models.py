@@ -35,25 +35,28 @@ from timing import measure_in_subprocess  # noqa: E402
 
 NUM_CLASSES = 19
 
-# (architecture, implementation, configuration, comparison group, builder kwargs for :func:`build`).
+# (architecture, implementation, configuration, comparison group, builder kwargs for :func:`build`,
+# extra: only with --all).
 # Rows of one group are the same design in different libraries; "vs fastest peer" compares within it.
-ENTRIES: list[tuple[str, str, str, str, dict[str, Any]]] = [
-    ("deeplabv3", "torchvision", "OS8, ASPP 12/24/36", "dlv3", {"lib": "tv"}),
-    ("deeplabv3", "smp", "OS8, ASPP 12/24/36", "dlv3", {"lib": "smp", "arch": "DeepLabV3"}),
+ENTRIES: list[tuple[str, str, str, str, dict[str, Any], bool]] = [
+    ("deeplabv3", "torchvision", "OS8, ASPP 12/24/36", "dlv3", {"lib": "tv"}, False),
+    ("deeplabv3", "smp", "OS8, ASPP 12/24/36", "dlv3", {"lib": "smp", "arch": "DeepLabV3"}, False),
     (
         "deeplabv3",
         "semseg",
         "OS8, multi-grid 1/2/4, ASPP 12/24/36",
         "dlv3",
         {"name": "deeplabv3_resnet50", "output_stride": 8},
+        False,
     ),
-    ("deeplabv3", "semseg", "OS16 (our default), ASPP 6/12/18", "", {"name": "deeplabv3_resnet50"}),
+    ("deeplabv3", "semseg", "OS16 (our default), ASPP 6/12/18", "", {"name": "deeplabv3_resnet50"}, True),
     (
         "deeplabv3plus",
         "smp",
         "OS16, separable ASPP, 1 separable decoder conv",
         "dlv3p",
         {"lib": "smp", "arch": "DeepLabV3Plus"},
+        False,
     ),
     (
         "deeplabv3plus",
@@ -61,23 +64,25 @@ ENTRIES: list[tuple[str, str, str, str, dict[str, Any]]] = [
         "OS16, separable ASPP, 2 separable decoder convs",
         "dlv3p",
         {"name": "deeplabv3plus_resnet50", "separable": True},
+        False,
     ),
-    ("deeplabv3plus", "semseg", "OS16, plain convs (our default)", "", {"name": "deeplabv3plus_resnet50"}),
-    ("pspnet", "smp", "smp default: 3 stages to 1/8, no dilation", "", {"lib": "smp", "arch": "PSPNet"}),
-    ("pspnet", "smp", "OS8 (make_dilated), 7x7 stem, 1x1 bottleneck", "psp", {"lib": "smp_psp_os8"}),
+    ("deeplabv3plus", "semseg", "OS16, plain convs (our default)", "", {"name": "deeplabv3plus_resnet50"}, True),
+    ("pspnet", "smp", "smp default: 3 stages to 1/8, no dilation", "", {"lib": "smp", "arch": "PSPNet"}, True),
+    ("pspnet", "smp", "OS8 (make_dilated), 7x7 stem, 1x1 bottleneck", "psp", {"lib": "smp_psp_os8"}, False),
     (
         "pspnet",
         "semseg",
         "OS8, 7x7 stem, 1x1 bottleneck",
         "psp",
         {"name": "pspnet_resnet50", "deep_stem": False, "bottleneck_kernel": 1},
+        False,
     ),
-    ("pspnet", "semseg", "OS8, deep stem, 3x3 bottleneck (paper, our default)", "", {"name": "pspnet_resnet50"}),
-    ("encnet", "semseg", "OS8, deep stem, K=32, SE branch", "", {"name": "encnet_resnet50"}),
-    ("efficientfcn", "semseg", "OS32, 256 codewords", "", {"name": "efficientfcn_resnet50"}),
-    ("hrnetv2", "semseg", "W18", "", {"name": "hrnetv2_w18"}),
-    ("hrnetv2", "semseg", "W32", "", {"name": "hrnetv2_w32"}),
-    ("hrnetv2", "semseg", "W48", "", {"name": "hrnetv2_w48"}),
+    ("pspnet", "semseg", "OS8, deep stem, 3x3 bottleneck (paper, our default)", "", {"name": "pspnet_resnet50"}, False),
+    ("encnet", "semseg", "OS8, deep stem, K=32, SE branch", "", {"name": "encnet_resnet50"}, False),
+    ("efficientfcn", "semseg", "OS32, 256 codewords", "", {"name": "efficientfcn_resnet50"}, False),
+    ("hrnetv2", "semseg", "W18", "", {"name": "hrnetv2_w18"}, False),
+    ("hrnetv2", "semseg", "W32", "", {"name": "hrnetv2_w32"}, True),
+    ("hrnetv2", "semseg", "W48", "", {"name": "hrnetv2_w48"}, False),
 ]
 
 
@@ -116,8 +121,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     timing = {"size": [args.size, args.size], "batch": args.batch, "device": args.device}
     timing |= {"warmup": args.warmup, "iters": args.iters, "num_classes": NUM_CLASSES}
     rows = []
-    for arch, impl, config, group, kwargs in ENTRIES:
-        if only and arch not in only:
+    for arch, impl, config, group, kwargs, extra in ENTRIES:
+        if (only and arch not in only) or (extra and not args.all):
             continue
         row: dict[str, Any] = {"arch": arch, "impl": impl, "config": config, "group": group}
         row["params"] = _params(kwargs)
@@ -179,6 +184,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="OMP threads per run (0: torch default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", default="", help="comma-separated architectures, e.g. deeplabv3,pspnet")
+    parser.add_argument("--all", action="store_true", help="also the extra rows (other defaults, HRNet-W32)")
     parser.add_argument("--quick", action="store_true", help="64x64, 1 iteration: check that everything runs")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "bench_context.md")
     args = parser.parse_args()
