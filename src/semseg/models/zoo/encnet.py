@@ -23,6 +23,7 @@ PUBLISHED_PARAMS = {
         54.9,
         "EncNet ResNet-101 built with aux_loss=True (FCN aux on stage 3) and the SE branch (PyTorch-Encoding "
         "model zoo); our deep stem is 32-32-64 wide (the original 64-64-128), about 0.1M fewer",
+        {"aux_loss": True},
     ),
 }
 
