@@ -23,15 +23,17 @@ def resolve_class_weights(cfg: Config, train_set: Any, num_classes: int) -> Tens
         if len(spec) != num_classes:
             raise ConfigError(f"train.class_weights has {len(spec)} values for {num_classes} classes")
         return torch.tensor(spec, dtype=torch.float32)
-    masks = (mask.long() for _, mask in getattr(train_set, "items", None) or _masks(train_set))
-    class_pixels, image_pixels = class_statistics(masks, num_classes)
+    class_pixels, image_pixels = class_statistics(_train_masks(train_set), num_classes)
     return median_frequency_weights(class_pixels, image_pixels)
 
 
-def _masks(train_set: Any):  # type: ignore[no-untyped-def]
+def _train_masks(train_set: Any):  # type: ignore[no-untyped-def]
+    """Masks of the training set, untransformed: from the cache when it has one."""
+    items = getattr(train_set, "items", None)
+    if items is not None:
+        return (mask.long() for _, mask in items)
     dataset = train_set.dataset
-    for i in range(len(dataset)):
-        yield None, dataset.load_pair(i)[1]
+    return (dataset.load_pair(i)[1] for i in range(len(dataset)))
 
 
 def build_criterion(cfg: Config, train_set: Any, num_classes: int, device: torch.device) -> SegmentationCriterion:
