@@ -178,3 +178,8 @@ def test_data_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["data", "check", str(tmp_path / "bad"), "--dataset", "folder", "--classes", "bg,fg"]) == 1
     assert main(["data", "check", str(tmp_path / "missing"), "--dataset", "camvid"]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_is_a_clear_error(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
+    assert "already finished its 2 iterations" in capsys.readouterr().err

@@ -100,6 +100,8 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True) 
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         start_it = int(state["iteration"])
+        if start_it >= tc.iterations:
+            raise ConfigError(f"{run_dir} already finished its {tc.iterations} iterations; nothing to resume")
         clock = Clock(float(state["wall"]), float(state["cpu"]))
         _restore_rng(state)
 
