@@ -20,9 +20,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from timing import measure_in_subprocess  # noqa: E402
+from timing import add_timing_args, measure_in_subprocess, measured_header, prepare_subprocesses, write_table  # noqa: E402
 
 NUM_CLASSES = 21
 REFERENCE = "torchvision fcn_resnet50"
@@ -77,13 +74,8 @@ def _params(kwargs: dict[str, Any]) -> float:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    # The subprocesses import this file as ``classic_models`` and inherit the thread setting.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    if args.threads:
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    timing = prepare_subprocesses(args, NUM_CLASSES, HERE)
     only = set(args.only.split(",")) if args.only else None
-    timing = {"size": [args.size, args.size], "batch": args.batch, "device": args.device}
-    timing |= {"warmup": args.warmup, "iters": args.iters, "num_classes": NUM_CLASSES}
     rows = []
     for label, config, kwargs in ENTRIES:
         if only and label not in only and label != REFERENCE:
@@ -112,14 +104,9 @@ def _line(r: dict[str, Any], ref: dict[str, Any]) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    threads = args.threads or torch.get_num_threads()
     mem = "peak RSS of the process" if args.device == "cpu" else "torch.cuda.max_memory_allocated"
     head = [
-        f"Measured {when} on {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"device `{args.device}`, {threads} threads, torch {torch.__version__}.",
-        f"Input {args.size}x{args.size}, batch {args.batch}, {NUM_CLASSES} classes, warmup {args.warmup}, "
-        f"median of {args.iters}. Command: `python benchmarks/classic_models.py {' '.join(sys.argv[1:])}`.",
+        *measured_header(args, NUM_CLASSES, "classic_models.py"),
         f"Peak memory: {mem}, in MiB; 'at start' is the resident set once the model is built (CPU only).",
         "",
         "| model | configuration | params (M) | train img/s | infer img/s | peak mem (MiB) | at start (MiB) | "
@@ -129,31 +116,11 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(head + [_line(r, rows[0]) for r in rows]) + "\n"
 
 
-def write_table(path: Path, table: str) -> None:
-    """Replace the text between ``<!-- table -->`` and ``<!-- /table -->`` (so the discussion
-    around it stays), or write the table alone if the file has no markers."""
-    start, end = "<!-- table -->", "<!-- /table -->"
-    old = path.read_text() if path.is_file() else ""
-    if start in old and end in old:
-        table = old.split(start)[0] + f"{start}\n{table}{end}" + old.split(end, 1)[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="OMP threads per run (0: torch default)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_timing_args(parser, batch=1, out=HERE.parent / "docs" / "bench_classic.md")
     parser.add_argument("--only", default="", help=f"comma-separated model names ({REFERENCE} always runs)")
-    parser.add_argument("--quick", action="store_true", help="64x64, 1 iteration: check that everything runs")
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "bench_classic.md")
     args = parser.parse_args()
-    if args.quick:
-        args.size, args.warmup, args.iters = 64, 1, 1
     rows = run(args)
     text = markdown(rows, args)
     write_table(args.out, text)

@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,9 @@ import numpy as np
 import torch
 
 from semseg.inference import dense_crf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
@@ -121,14 +125,12 @@ def main() -> None:
     torch.set_num_threads(max(threads))
     base = statistics.median(times[next(iter(runs))])
     lines = [
-        "# Dense CRF speed",
-        "",
         f"{width}x{height}, {args.classes} labels, {args.iterations} mean-field iterations, DeepLab parameters "
         f"(bilateral 4 / xy 121 / rgb 5, Gaussian 3 / xy 3); image: {source}; probabilities: noisy one-hot of its labels.",
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}. "
         f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start "
         f"{load[0]:.2f} (other processes were using the CPU: compare rows, not absolute times)."
-        if load[0] > 0.5
+        if load[0] > 1.0
         else f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start {load[0]:.2f}.",
         "",
         "| implementation | median s | fastest s | speed vs first row (median; > 1 is faster) |",
@@ -155,8 +157,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_table(Path(args.out), text)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,46 @@ def test_deeplabv3plus_separable_option() -> None:
     assert _params(model) < _params(plain)
 
 
+def test_deeplabv3plus_decoder_convs() -> None:
+    paper = create_model("deeplabv3plus_resnet50", num_classes=3, separable=True)
+    light = create_model("deeplabv3plus_resnet50", num_classes=3, separable=True, decoder_convs=1)
+    assert len(paper.head.refine) == 2 and len(light.head.refine) == 1
+    assert light.head.refine[0][0].in_channels == 256 + 48
+    assert light.head.classifier.in_channels == 256
+    # smp's DeepLabV3Plus has one separable decoder conv; the count then matches to 0.1%.
+    assert abs(_params(light) - 26.68e6) / 26.68e6 < 0.01
+    assert light.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="decoder_convs"):
+            create_model("deeplabv3plus_resnet50", num_classes=3, decoder_convs=bad)
+
+
+def test_channels_last_by_default() -> None:
+    fast = create_model("deeplabv3plus_resnet50", num_classes=3).eval()
+    plain = create_model("deeplabv3plus_resnet50", num_classes=3, channels_last=False).eval()
+    conv = fast.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.backbone.conv1.weight.is_contiguous()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out_fast, out_plain = fast(x), plain(x)
+    assert out_fast.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-4, atol=1e-4)
+
+
+def test_pspnet_and_encnet_default_to_nchw() -> None:
+    # Measured slower in NHWC on CPU (docs/bench_context.md), so NCHW unless asked.
+    def nhwc(model: torch.nn.Module) -> bool:
+        weight = next(p for p in model.parameters() if p.dim() == 4 and p.shape[-1] > 1)
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+    assert not nhwc(create_model("pspnet_resnet50", num_classes=3))
+    assert not nhwc(create_model("encnet_resnet50", num_classes=3))
+    assert nhwc(create_model("pspnet_resnet50", num_classes=3, channels_last=True))
+    assert nhwc(create_model("hrnetv2_w18", num_classes=3))
+
+
 def test_deeplabv3_matches_torchvision_size() -> None:
     ours = create_model("deeplabv3_resnet50", num_classes=21, output_stride=8, aux_loss=True)
     ref = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True)

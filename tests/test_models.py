@@ -3,10 +3,14 @@ check shapes, aux outputs and that backward reaches the backbone."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
 from semseg import SegmentationOutput, create_model, list_models
+from semseg.errors import InvalidOptionError
+from semseg.models import registry
 
 NUM_CLASSES = 3
 
@@ -35,3 +39,14 @@ def test_list_models_pattern() -> None:
     assert "deeplabv3plus_mobilenetv2" in names
     assert all(n.startswith("deeplabv3plus") for n in names)
     assert list_models("no-such-model*") == []
+
+
+def test_family_variants_check_their_options() -> None:
+    # Variants registered from one family builder show the family's options (not **kwargs),
+    # so unknown options are refused with the allowed list, and the variant is bound.
+    builder_options = inspect.signature(registry._REGISTRY["pspnet_resnet101"]).parameters
+    assert "depth" not in builder_options and "bins" in builder_options
+    with pytest.raises(InvalidOptionError, match=r"no option depth; allowed: .*bins"):
+        create_model("pspnet_resnet50", depth=101)
+    assert "ResNet-101" in (registry._REGISTRY["pspnet_resnet101"].__doc__ or "")
+    assert len(create_model("fcn_resnet18_d8", num_classes=3).backbone.layer4) == 2

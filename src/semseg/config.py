@@ -57,7 +57,7 @@ class TrainConfig:
     aux_weight: float = 0.4
     se_weight: float = 0.2
     precision: str = "auto"  # auto (bf16 where the hardware has it, else fp32) | fp32 | bf16 | fp16 (CUDA)
-    channels_last: bool = False
+    channels_last: bool | None = None  # NHWC layout; None: the model's default (see create_model)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     log_every: int = 10

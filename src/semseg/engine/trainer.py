@@ -83,13 +83,13 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True) 
     options = dict(cfg.model.options)
     if state is not None:
         options.pop("backbone_weights", None)  # the checkpoint holds every weight
+    if tc.channels_last is not None:
+        options = {"channels_last": tc.channels_last} | options  # model.options may override it
     model = create_model(cfg.model.name, num_classes=num_classes, **options)
     attach_metadata(model, train_set.dataset.classes, train_set.dataset.palette)
     if state is not None:
         load_weights(ckpt, model)
     model.to(device)
-    if tc.channels_last:
-        model.to(memory_format=torch.channels_last)
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -142,8 +142,6 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True) 
             group["lr"] = lr * group["lr_mult"]
         images, masks = next(batches)
         images = normalize_batch(images.to(device, non_blocking=True), model.mean, model.std)
-        if tc.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             output = net(images, return_aux=True)

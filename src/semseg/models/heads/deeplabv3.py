@@ -3,6 +3,7 @@ heads."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -44,10 +45,13 @@ class DeepLabV3PlusHead(nn.Module):
 
     The low-level feature is reduced by a 1x1 conv to ``low_level_channels`` (48 in the paper),
     the ASPP output is upsampled 4x bilinearly (to stride 4), both are concatenated and refined
-    by two 3x3 convs; the model then upsamples the stride-4 logits to the input.
+    by 3x3 convs; the model then upsamples the stride-4 logits to the input.
 
     Args:
         separable: depthwise-separable convs in ASPP and decoder (the paper's efficient variant).
+        decoder_convs: number of 3x3 refinement convs. The paper's decoder ablation (Table 2)
+            picks two 256-channel convs, our default; one is the lighter design some libraries
+            ship (segmentation_models_pytorch's DeepLabV3Plus), and about 5% faster on CPU.
 
     Shape: features -> logits ``(N, num_classes, H/4, W/4)``.
     """
@@ -62,17 +66,18 @@ class DeepLabV3PlusHead(nn.Module):
         rates: Sequence[int] | None = None,
         separable: bool = False,
         low_level_stride: int = 4,
+        decoder_convs: int = 2,
     ) -> None:
         super().__init__()
+        if not isinstance(decoder_convs, int) or isinstance(decoder_convs, bool) or decoder_convs < 1:
+            raise ValueError(f"decoder_convs must be a positive integer, got {decoder_convs!r}")
         self.low_index = index_of_stride(in_strides, low_level_stride, "DeepLabv3+ decoder")
         self.low_level_stride = low_level_stride
         self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
         self.aspp = ASPP(in_channels[-1], channels, self.rates, separable=separable)
         self.reduce = ConvBNReLU(in_channels[self.low_index], low_level_channels, 1)
-        self.refine = nn.Sequential(
-            conv_bn_relu(channels + low_level_channels, channels, separable=separable),
-            conv_bn_relu(channels, channels, separable=separable),
-        )
+        widths = [channels + low_level_channels] + [channels] * decoder_convs
+        self.refine = nn.Sequential(*(conv_bn_relu(i, o, separable=separable) for i, o in itertools.pairwise(widths)))
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:

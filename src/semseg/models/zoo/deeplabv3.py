@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from semseg.models.heads.deeplabv3 import DeepLabV3Head, DeepLabV3PlusHead
-from semseg.models.registry import register_model
+from semseg.models.registry import register_model, register_variants
 from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg, dilated_model
 
 
-@register_model
-def deeplabv3_resnet50(
+def deeplabv3(
+    backbone: str,
     *,
     num_classes: int = 21,
     output_stride: int = 16,
@@ -20,9 +20,10 @@ def deeplabv3_resnet50(
     image_pooling: bool = True,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """DeepLabv3 on ResNet-50: multi-grid (1, 2, 4), ASPP rates 6/12/18 at OS16 (doubled at OS8)."""
+    """DeepLabv3 on a dilated ``backbone``: multi-grid in the last stage, ASPP (rates 6/12/18 at
+    OS16, doubled at OS8) with image pooling, then a 3x3 conv and the classifier."""
     return dilated_model(
-        "resnet50",
+        backbone,
         DeepLabV3Head,
         num_classes,
         output_stride=output_stride,
@@ -33,42 +34,21 @@ def deeplabv3_resnet50(
     )
 
 
-@register_model
-def deeplabv3_resnet101(
-    *,
-    num_classes: int = 21,
-    output_stride: int = 16,
-    multi_grid: Sequence[int] | None = (1, 2, 4),
-    aux_loss: bool = False,
-    image_pooling: bool = True,
-    backbone_weights: WeightsArg = None,
-) -> SegmentationModel:
-    """DeepLabv3 on ResNet-101: multi-grid (1, 2, 4), ASPP rates 6/12/18 at OS16 (doubled at OS8)."""
-    return dilated_model(
-        "resnet101",
-        DeepLabV3Head,
-        num_classes,
-        output_stride=output_stride,
-        multi_grid=multi_grid,
-        aux_loss=aux_loss,
-        backbone_weights=backbone_weights,
-        image_pooling=image_pooling,
-    )
-
-
-@register_model
-def deeplabv3plus_resnet50(
+def deeplabv3plus(
+    backbone: str,
     *,
     num_classes: int = 21,
     output_stride: int = 16,
     multi_grid: Sequence[int] | None = (1, 2, 4),
     aux_loss: bool = False,
     separable: bool = False,
+    decoder_convs: int = 2,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """DeepLabv3+ on ResNet-50: DeepLabv3 encoder + 48-channel stride-4 decoder."""
+    """DeepLabv3+ on a dilated ``backbone``: the DeepLabv3 encoder, then the decoder over the
+    stride-4 feature (48-channel 1x1 reduction, ``decoder_convs`` 3x3 refinement convs)."""
     return dilated_model(
-        "resnet50",
+        backbone,
         DeepLabV3PlusHead,
         num_classes,
         output_stride=output_stride,
@@ -76,35 +56,40 @@ def deeplabv3plus_resnet50(
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
         separable=separable,
+        decoder_convs=decoder_convs,
     )
 
 
-@register_model
-def deeplabv3plus_resnet101(
-    *,
-    num_classes: int = 21,
-    output_stride: int = 16,
-    multi_grid: Sequence[int] | None = (1, 2, 4),
-    aux_loss: bool = False,
-    separable: bool = False,
-    backbone_weights: WeightsArg = None,
-) -> SegmentationModel:
-    """DeepLabv3+ on ResNet-101: DeepLabv3 encoder + 48-channel stride-4 decoder."""
-    return dilated_model(
-        "resnet101",
-        DeepLabV3PlusHead,
-        num_classes,
-        output_stride=output_stride,
-        multi_grid=multi_grid,
-        aux_loss=aux_loss,
-        backbone_weights=backbone_weights,
-        separable=separable,
-    )
+register_variants(
+    deeplabv3,
+    {
+        f"deeplabv3_resnet{depth}": (
+            f"resnet{depth}",
+            f"DeepLabv3 on ResNet-{depth}: multi-grid (1, 2, 4), ASPP rates 6/12/18 at OS16 (doubled at OS8).",
+        )
+        for depth in (50, 101)
+    },
+)
+register_variants(
+    deeplabv3plus,
+    {
+        f"deeplabv3plus_resnet{depth}": (
+            f"resnet{depth}",
+            f"DeepLabv3+ on ResNet-{depth}: DeepLabv3 encoder + 48-channel stride-4 decoder.",
+        )
+        for depth in (50, 101)
+    },
+)
 
 
 @register_model
 def deeplabv3plus_mobilenetv2(
-    *, num_classes: int = 21, output_stride: int = 16, separable: bool = True, backbone_weights: WeightsArg = None
+    *,
+    num_classes: int = 21,
+    output_stride: int = 16,
+    separable: bool = True,
+    decoder_convs: int = 2,
+    backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """DeepLabv3+ on MobileNetV2 at OS16, with depthwise-separable ASPP and decoder by default."""
     return dilated_model(
@@ -114,4 +99,5 @@ def deeplabv3plus_mobilenetv2(
         output_stride=output_stride,
         backbone_weights=backbone_weights,
         separable=separable,
+        decoder_convs=decoder_convs,
     )
