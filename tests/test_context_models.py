@@ -251,3 +251,14 @@ def test_parameter_counts_match_published(module: str, name: str, options: dict,
         assert table[name][1] == millions
     count = _params(create_model(name, num_classes=num_classes, **options)) / 1e6
     assert abs(count - millions) / millions < 0.02, f"{name} {options}: {count:.2f}M vs {millions}M"
+
+
+def test_channels_last_survives_pooled_branches() -> None:
+    # Image pooling and the 1x1 pyramid bin come back NCHW from interpolate; the heads restore
+    # NHWC so the layers after the concatenation stay channels-last.
+    x = torch.randn(2, 2048, 8, 8).contiguous(memory_format=torch.channels_last)
+    psp = create_model("pspnet_resnet50", num_classes=3, channels_last=True).eval()
+    dl = create_model("deeplabv3_resnet50", num_classes=3).eval()
+    with torch.no_grad():
+        for out in (psp.head.ppm(x), dl.head.aspp(x)):
+            assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()

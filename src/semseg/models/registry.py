@@ -90,11 +90,10 @@ def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None
         num_classes: number of output channels of the classifier.
         channels_last: store the conv weights in NHWC order. A conv whose weight is NHWC returns
             NHWC, so the whole network then runs channels-last whatever the input layout; oneDNN's
-            NHWC kernels made a 512x512 DeepLabv3-ResNet-50 train step 1.18x faster on CPU and
-            HRNetV2-W18 1.6x (``docs/bench_context.md``). Outputs are then NHWC-strided too (same
+            NHWC kernels make most networks' 512x512 CPU train step faster (DeepLabv3-ResNet-50
+            and HRNetV2-W18 measured in ``docs/bench_context.md``). Outputs are then NHWC-strided too (same
             shapes and values); call ``.contiguous()`` before ``.view``. ``None`` (default): NHWC,
-            except for the families measured slower in it (PSPNet, EncNet: their 4096-channel
-            bottleneck conv), which stay NCHW.
+            except for the families measured slower in it (PSPNet, EncNet), which stay NCHW.
         **options: the builder's named options (``output_stride``, ``aux_loss``, ...). Unknown
             options raise :class:`~semseg.errors.InvalidOptionError` naming the accepted ones.
     """

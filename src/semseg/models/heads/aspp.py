@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
-from semseg.models.layers import ConvBNReLU, conv_bn_relu
+from semseg.models.layers import ConvBNReLU, conv_bn_relu, same_layout
 
 
 def aspp_rates(output_stride: int) -> tuple[int, int, int]:
@@ -31,7 +31,7 @@ class ImagePooling(nn.Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
-        return F.interpolate(super().forward(x), size=size, mode="bilinear", align_corners=False)
+        return same_layout(F.interpolate(super().forward(x), size=size, mode="bilinear", align_corners=False), x)
 
 
 class ASPP(nn.Module):

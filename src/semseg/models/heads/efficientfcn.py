@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
 from semseg.models.heads import index_of_stride
-from semseg.models.layers import ConvBNReLU
+from semseg.models.layers import ConvBNReLU, same_layout
 
 
 def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
@@ -63,7 +63,7 @@ class HolisticDecoder(nn.Module):
         codes, base_avg = self.codewords(m32)
         guide = self.guide(m8)
         coeff = self.coefficients(guide + base_avg).flatten(2)  # (N, K, h8*w8)
-        assembled = (codes @ coeff).view_as(guide) * self.num_codes**-0.5
+        assembled = same_layout((codes @ coeff).view(guide.shape) * self.num_codes**-0.5, guide)
         return self.fuse(torch.cat([assembled, guide], dim=1))
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
-from semseg.models.layers import ConvBNReLU
+from semseg.models.layers import ConvBNReLU, same_layout
 
 
 class PyramidPooling(nn.Module):
@@ -45,7 +45,10 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
-        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages]
+        pooled = [
+            same_layout(F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False), x)
+            for stage in self.stages
+        ]
         return torch.cat([x, *pooled], dim=1)
 
 

@@ -62,7 +62,7 @@ register_variants(
         f"pspnet_resnet{depth}": (depth, f"PSPNet on a dilated ResNet-{depth} (OS8, deep stem), PPM bins 1/2/3/6.")
         for depth in (50, 101)
     },
-    # NCHW by default: in NHWC the train step measured 0.77x (PSPNet) and 0.98x (EncNet) at
-    # 512x512 on CPU (docs/bench_context.md), the wide bottleneck conv being slower there.
+    # NCHW by default: in NHWC the train step measured 0.95x (PSPNet, whose 3x3 conv over 4096
+    # channels oneDNN runs slower in NHWC) and 0.98x (EncNet) at 512x512 on CPU.
     channels_last=False,
 )
