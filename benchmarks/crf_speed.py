@@ -128,10 +128,8 @@ def main() -> None:
         f"{width}x{height}, {args.classes} labels, {args.iterations} mean-field iterations, DeepLab parameters "
         f"(bilateral 4 / xy 121 / rgb 5, Gaussian 3 / xy 3); image: {source}; probabilities: noisy one-hot of its labels.",
         f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}. "
-        f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start "
-        f"{load[0]:.2f} (other processes were using the CPU: compare rows, not absolute times)."
-        if load[0] > 1.0
-        else f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start {load[0]:.2f}.",
+        f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start {load[0]:.2f}"
+        + (" (other processes were using the CPU: compare rows, not absolute times)." if load[0] > 1.0 else "."),
         "",
         "| implementation | median s | fastest s | speed vs first row (median; > 1 is faster) |",
         "| --- | --- | --- | --- |",
