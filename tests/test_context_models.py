@@ -118,6 +118,8 @@ def test_pspnet_and_encnet_default_to_nchw() -> None:
     assert not nhwc(create_model("encnet_resnet50", num_classes=3))
     assert nhwc(create_model("pspnet_resnet50", num_classes=3, channels_last=True))
     assert nhwc(create_model("hrnetv2_w18", num_classes=3))
+    with pytest.raises(InvalidOptionError, match="channels_last"):
+        create_model("hrnetv2_w18", num_classes=3, channels_last="yes")
 
 
 def test_deeplabv3_matches_torchvision_size() -> None:

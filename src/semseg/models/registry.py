@@ -90,10 +90,10 @@ def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None
         num_classes: number of output channels of the classifier.
         channels_last: store the conv weights in NHWC order. A conv whose weight is NHWC returns
             NHWC, so the whole network then runs channels-last whatever the input layout; oneDNN's
-            NHWC kernels make most networks' 512x512 CPU train step faster (DeepLabv3-ResNet-50
-            and HRNetV2-W18 measured in ``docs/bench_context.md``). Outputs are then NHWC-strided too (same
-            shapes and values); call ``.contiguous()`` before ``.view``. ``None`` (default): NHWC,
-            except for the families measured slower in it (PSPNet, EncNet), which stay NCHW.
+            NHWC kernels make most networks faster on CPU (``docs/bench_context.md``). Outputs
+            are then NHWC-strided too (same shapes and values); call ``.contiguous()`` before
+            ``.view``. ``None`` (default): NHWC, except for the families measured slower in it
+            (PSPNet, EncNet), which stay NCHW.
         **options: the builder's named options (``output_stride``, ``aux_loss``, ...). Unknown
             options raise :class:`~semseg.errors.InvalidOptionError` naming the accepted ones.
     """
@@ -112,6 +112,8 @@ def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None
             raise InvalidOptionError(f"model {name!r} has no option {', '.join(unknown)}; allowed: {', '.join(known)}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise InvalidOptionError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise InvalidOptionError(f"channels_last must be true, false or null, got {channels_last!r}")
     model = builder(num_classes=num_classes, **options)
     if channels_last is None:
         channels_last = default_channels_last(name)
