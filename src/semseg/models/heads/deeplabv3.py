@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from semseg.errors import InvalidOptionError
 from semseg.models.heads import index_of_stride
 from semseg.models.heads.aspp import ASPP, aspp_rates
 from semseg.models.layers import ConvBNReLU, conv_bn_relu
@@ -70,7 +71,7 @@ class DeepLabV3PlusHead(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(decoder_convs, int) or isinstance(decoder_convs, bool) or decoder_convs < 1:
-            raise ValueError(f"decoder_convs must be a positive integer, got {decoder_convs!r}")
+            raise InvalidOptionError(f"decoder_convs must be a positive integer, got {decoder_convs!r}")
         self.low_index = index_of_stride(in_strides, low_level_stride, "DeepLabv3+ decoder")
         self.low_level_stride = low_level_stride
         self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
