@@ -1,0 +1,13 @@
+"""Constants every layer agrees on. Imported by everyone; imports nothing of semseg."""
+
+from __future__ import annotations
+
+IGNORE_INDEX = 255
+"""The train id of pixels left out of every loss and metric (VOC's object borders, Cityscapes'
+unevaluated classes, ADE20K's "other"). Datasets map their raw labels to it once."""
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""RGB mean (0-1 scale) of ImageNet, the normalisation of every ImageNet-pretrained backbone."""
+
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""RGB standard deviation (0-1 scale) of ImageNet."""
