@@ -11,9 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from semseg.data.cityscapes import Cityscapes
+from semseg.data.cityscapes import CLASSES, LABELS, Cityscapes
 from semseg.errors import DataError, InvalidOptionError
-from semseg.metrics import CITYSCAPES_AVERAGE_INSTANCE_SIZE, ConfusionMatrix, InstanceIoU
+from semseg.metrics import (
+    CITYSCAPES_AVERAGE_INSTANCE_SIZE,
+    CITYSCAPES_INSTANCE_TRAIN_IDS,
+    CITYSCAPES_NUM_CLASSES,
+    ConfusionMatrix,
+    InstanceIoU,
+)
 
 CAR, PERSON = 13, 11
 
@@ -49,6 +55,19 @@ def test_cityscapes_constants_and_classes() -> None:
     assert s["iiou_per_class"][CAR] == pytest.approx(0.75, abs=1e-15)
     # Classes with instances but none seen and no false positives: NaN, out of the mean.
     assert math.isnan(s["iiou_per_class"][PERSON]) and s["iiou"] == pytest.approx(0.75, abs=1e-15)
+
+
+def test_cityscapes_table_agrees_with_the_dataset() -> None:
+    """The metric keeps its own copy of the train ids (metrics never import data): it must match
+    the dataset's label table, class for class."""
+    assert CITYSCAPES_NUM_CLASSES == len(CLASSES)
+    evaluated_with_instances = {name: train_id for _, name, train_id, has in LABELS if has and train_id != 255}
+    assert CITYSCAPES_INSTANCE_TRAIN_IDS == evaluated_with_instances
+    assert set(CITYSCAPES_AVERAGE_INSTANCE_SIZE) == set(CITYSCAPES_INSTANCE_TRAIN_IDS)
+    assert all(CLASSES[train_id] == name for name, train_id in CITYSCAPES_INSTANCE_TRAIN_IDS.items())
+    iiou = InstanceIoU.cityscapes()
+    for name, size in CITYSCAPES_AVERAGE_INSTANCE_SIZE.items():
+        assert float(iiou.average_size[CLASSES.index(name)]) == size
 
 
 def test_false_positives_are_not_weighted() -> None:

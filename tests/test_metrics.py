@@ -188,3 +188,21 @@ def test_all_reduce_two_processes_equals_single_process(tmp_path: Path) -> None:
     single = iiou.compute(cm)
     assert reduced["iiou"]["iiou"] == pytest.approx(single["iiou"], rel=1e-12)
     assert 0 < single["iiou"] < 1
+
+
+def test_metrics_import_no_dataset_or_model_code() -> None:
+    """Metrics are pure counting: no module of semseg.metrics imports data, models, losses or engine."""
+    import ast
+
+    import semseg.metrics
+
+    for path in sorted(Path(semseg.metrics.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("semseg."):
+                    assert name in ("semseg.errors", "semseg.constants") or name.startswith("semseg.metrics."), (
+                        f"{path.name} imports {name}"
+                    )

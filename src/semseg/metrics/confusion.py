@@ -23,6 +23,7 @@ import math
 import torch
 from torch import Tensor
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError
 
 
@@ -35,12 +36,13 @@ class ConfusionMatrix:
         device: where the counts live (the device of the predictions, for speed).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu") -> None:
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, device: torch.device | str = "cpu") -> None:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def reset(self) -> None:
+        """Zero the counts, to start a new evaluation."""
         self.mat.zero_()
 
     @torch.no_grad()
@@ -103,6 +105,8 @@ class ConfusionMatrix:
 
 
 def scores_from_confusion(mat: Tensor) -> dict[str, object]:
+    """The scores of :meth:`ConfusionMatrix.compute` from a ``(C, C)`` count matrix (rows = ground
+    truth, columns = prediction), on any device and of any numeric dtype."""
     m = mat.double().cpu()
     tp = m.diag()
     gt = m.sum(1)

@@ -30,8 +30,24 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError, InvalidOptionError
 from semseg.metrics.confusion import ConfusionMatrix
+
+# The Cityscapes numbers iIoU needs, kept here so that metrics need no dataset code: the 19
+# evaluated train ids and the train ids of the 8 classes with instances (as in the official label
+# table, which semseg.data.cityscapes holds; tests check that the two agree).
+CITYSCAPES_NUM_CLASSES = 19
+CITYSCAPES_INSTANCE_TRAIN_IDS = {
+    "person": 11,
+    "rider": 12,
+    "car": 13,
+    "truck": 14,
+    "bus": 15,
+    "train": 16,
+    "motorcycle": 17,
+    "bicycle": 18,
+}
 
 # Average instance size in pixels per class, from cityscapesScripts' evaluation script. Caravan
 # and trailer also have constants there but are ignored in evaluation (no train id), so not here.
@@ -61,7 +77,7 @@ class InstanceIoU:
         self,
         num_classes: int,
         average_size: Mapping[int, float],
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         device: torch.device | str = "cpu",
     ) -> None:
         bad = [c for c, s in average_size.items() if not 0 <= c < num_classes or not s > 0]
@@ -79,18 +95,17 @@ class InstanceIoU:
     @classmethod
     def cityscapes(cls, device: torch.device | str = "cpu") -> InstanceIoU:
         """The official setting: 19 train ids, the 8 instance classes and their average sizes."""
-        from semseg.data.cityscapes import CLASSES
-
-        sizes = {CLASSES.index(name): s for name, s in CITYSCAPES_AVERAGE_INSTANCE_SIZE.items()}
-        return cls(len(CLASSES), sizes, device=device)
+        sizes = {CITYSCAPES_INSTANCE_TRAIN_IDS[name]: s for name, s in CITYSCAPES_AVERAGE_INSTANCE_SIZE.items()}
+        return cls(CITYSCAPES_NUM_CLASSES, sizes, device=device)
 
     def reset(self) -> None:
+        """Zero the sums, to start a new evaluation."""
         self.sums.zero_()
 
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor, instances: Tensor) -> None:
         """Add one batch: ``pred`` and ``target`` train ids, ``instances`` ids (0 = no instance),
-        all of the same shape. Each instance id must be unique within the batch and cover pixels
+        all of the same shape (e.g. ``(N, H, W)``). Each instance id must be unique within the batch and cover pixels
         of one class (its class is read from ``target``)."""
         if not pred.shape == target.shape == instances.shape:
             raise DataError(
