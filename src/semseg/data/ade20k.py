@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.base import PairTransform, SegmentationDataset
 from semseg.data.folder import IMAGE_SUFFIXES, default_palette
-from semseg.data.layout import Pairs, check_split, find_root, raise_first, require_id_mask
+from semseg.data.layout import Pairs, check_split, find_root, label_table, raise_first, require_id_mask
 
 CLASSES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",
@@ -48,19 +49,18 @@ SPLITS = ("train", "val")
 FOLDERS = {"train": "training", "val": "validation"}
 
 
-def ade20k_label_map(ignore_index: int = 255) -> np.ndarray:
-    """Raw 0 -> ``ignore_index``, 1..150 -> 0..149.
+def ade20k_label_map(ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Raw 0 -> ``ignore_index``, 1..150 -> 0..149, as an ``int64 (255,)`` lookup table.
 
     Raw 151..254 map to themselves so the dataset's value check reports them as they are in the
     file; the table stops at 254, so a raw 255 is reported as having no entry.
     """
-    table = np.arange(255, dtype=np.int64)
-    table[0] = ignore_index
-    table[1 : len(CLASSES) + 1] = np.arange(len(CLASSES))
-    return table
+    train_ids = {0: IGNORE_INDEX, **{raw: raw - 1 for raw in range(1, len(CLASSES) + 1)}}
+    return label_table(train_ids, size=255, ignore_index=ignore_index)
 
 
 def ade20k_root(root: str | Path) -> Path:
+    """The ``ADEChallengeData2016`` folder, given it or the folder holding it."""
     return find_root(root, ("ADEChallengeData2016",), "annotations", "ADE20K")
 
 
@@ -86,6 +86,8 @@ def ade20k_pairs(root: str | Path, split: str) -> tuple[Pairs, list[str]]:
 class ADE20K(SegmentationDataset):
     """ADE20K SceneParsing, 150 classes; "other" (raw 0) is ``ignore_index`` 255.
 
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
     Args:
         root: ``ADEChallengeData2016`` or the folder holding it (tree above).
         split: ``train`` or ``val``.
@@ -99,6 +101,7 @@ class ADE20K(SegmentationDataset):
         super().__init__(raise_first(pairs, problems, self.root), CLASSES, PALETTE, ade20k_label_map(), transform)
 
     def load_mask(self, path: Path) -> torch.Tensor:
+        """Train ids ``int64 (H, W)`` of an annotation; a palette PNG is refused."""
         # Annotations are mode-L ids; a palette PNG here is someone's colour rendering.
         require_id_mask(path)
         return super().load_mask(path)

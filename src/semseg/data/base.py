@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.io import read_image, read_mask
 from semseg.errors import DataError
 
@@ -41,7 +42,7 @@ class SegmentationDataset(Dataset):
         palette: Sequence[tuple[int, int, int]],
         label_map: np.ndarray | None = None,
         transform: PairTransform | None = None,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         if not pairs:
             raise DataError("dataset is empty: no image/mask pairs found")
@@ -54,13 +55,17 @@ class SegmentationDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (train ids ``0 .. num_classes - 1``)."""
         return len(self.classes)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def load_mask(self, path: Path) -> torch.Tensor:
-        """Read a mask, map raw ids to train ids, and check every value is a class or ignore."""
+        """Read a mask, map raw ids to train ids, and check every value is a class or ignore.
+
+        Returns ``int64 (H, W)`` train ids, untransformed.
+        """
         raw = read_mask(path)
         if self.label_map is not None:
             if int(raw.max()) >= len(self.label_map):
@@ -77,6 +82,7 @@ class SegmentationDataset(Dataset):
         return mask
 
     def load_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index`` untransformed: ``image uint8 (3, H, W)`` and ``mask int64 (H, W)``."""
         image_path, mask_path = self.pairs[index]
         image = read_image(image_path)
         mask = self.load_mask(mask_path)
@@ -88,6 +94,7 @@ class SegmentationDataset(Dataset):
         return image, mask
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(image, mask)`` of item ``index``, through ``transform`` when one is set."""
         image, mask = self.load_pair(index)
         if self.transform is not None:
             image, mask = self.transform(image, mask)

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.base import PairTransform, SegmentationDataset
 from semseg.data.folder import pairs_from_folders, pairs_from_list
+from semseg.data.layout import label_table
 from semseg.errors import DataError
 
 CLASSES = (
@@ -32,15 +34,23 @@ PALETTE = (
 SPLITS = ("train", "val", "test", "trainval")
 
 
-def camvid_label_map(ignore_index: int = 255) -> np.ndarray:
-    """Raw ids 0..10 stay, 11 (void) and anything above becomes ``ignore_index``."""
-    table = np.full(256, ignore_index, dtype=np.int64)
-    table[: len(CLASSES)] = np.arange(len(CLASSES))
-    return table
+def camvid_label_map(ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Raw ids 0..10 stay, 11 (void) and anything above becomes ``ignore_index``; an ``int64 (256,)``
+    lookup table."""
+    return label_table({i: i for i in range(len(CLASSES))}, size=256, ignore_index=ignore_index, fill=ignore_index)
 
 
 class CamVid(SegmentationDataset):
-    """CamVid 11 classes. Args: ``root`` (the folder above), ``split`` in train/val/test/trainval."""
+    """CamVid 11 classes; void is ``ignore_index`` 255.
+
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
+    Args:
+        root: the folder above (its ``{split}.txt`` list files are used where present, else the
+            ``{split}/`` and ``{split}annot/`` folders).
+        split: ``train``, ``val``, ``test`` or ``trainval``.
+        transform: paired transform applied to every ``(image, mask)``.
+    """
 
     classes = CLASSES
 

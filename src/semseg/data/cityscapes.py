@@ -22,25 +22,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.base import PairTransform, SegmentationDataset
 from semseg.data.io import read_mask
-from semseg.data.layout import Pairs, check_split, find_root, raise_first, require_id_mask
+from semseg.data.layout import Pairs, check_split, find_root, label_table, raise_first, require_id_mask
 
 # (label id, name, train id, has instances) from the official label table (cityscapesScripts
-# helpers/labels.py). License plate (id -1) is stored nowhere in labelIds and is left out.
+# helpers/labels.py), where train id 255 (IGNORE_INDEX) marks a class left out of evaluation.
+# License plate (id -1) is stored nowhere in labelIds and is left out.
 LABELS = (
-    (0, "unlabeled", 255, False), (1, "ego vehicle", 255, False), (2, "rectification border", 255, False),
-    (3, "out of roi", 255, False), (4, "static", 255, False), (5, "dynamic", 255, False),
-    (6, "ground", 255, False), (7, "road", 0, False), (8, "sidewalk", 1, False), (9, "parking", 255, False),
-    (10, "rail track", 255, False), (11, "building", 2, False), (12, "wall", 3, False), (13, "fence", 4, False),
-    (14, "guard rail", 255, False), (15, "bridge", 255, False), (16, "tunnel", 255, False),
-    (17, "pole", 5, False), (18, "polegroup", 255, False), (19, "traffic light", 6, False),
-    (20, "traffic sign", 7, False), (21, "vegetation", 8, False), (22, "terrain", 9, False),
-    (23, "sky", 10, False), (24, "person", 11, True), (25, "rider", 12, True), (26, "car", 13, True),
-    (27, "truck", 14, True), (28, "bus", 15, True), (29, "caravan", 255, True), (30, "trailer", 255, True),
-    (31, "train", 16, True), (32, "motorcycle", 17, True), (33, "bicycle", 18, True),
+    (0, "unlabeled", IGNORE_INDEX, False), (1, "ego vehicle", IGNORE_INDEX, False),
+    (2, "rectification border", IGNORE_INDEX, False), (3, "out of roi", IGNORE_INDEX, False),
+    (4, "static", IGNORE_INDEX, False), (5, "dynamic", IGNORE_INDEX, False), (6, "ground", IGNORE_INDEX, False),
+    (7, "road", 0, False), (8, "sidewalk", 1, False), (9, "parking", IGNORE_INDEX, False),
+    (10, "rail track", IGNORE_INDEX, False), (11, "building", 2, False), (12, "wall", 3, False),
+    (13, "fence", 4, False), (14, "guard rail", IGNORE_INDEX, False), (15, "bridge", IGNORE_INDEX, False),
+    (16, "tunnel", IGNORE_INDEX, False), (17, "pole", 5, False), (18, "polegroup", IGNORE_INDEX, False),
+    (19, "traffic light", 6, False), (20, "traffic sign", 7, False), (21, "vegetation", 8, False),
+    (22, "terrain", 9, False), (23, "sky", 10, False), (24, "person", 11, True), (25, "rider", 12, True),
+    (26, "car", 13, True), (27, "truck", 14, True), (28, "bus", 15, True), (29, "caravan", IGNORE_INDEX, True),
+    (30, "trailer", IGNORE_INDEX, True), (31, "train", 16, True), (32, "motorcycle", 17, True),
+    (33, "bicycle", 18, True),
 )  # fmt: skip
-CLASSES = tuple(name for _, name, train_id, _ in sorted(LABELS, key=lambda r: r[2]) if train_id != 255)
+CLASSES = tuple(name for _, name, train_id, _ in sorted(LABELS, key=lambda r: r[2]) if train_id != IGNORE_INDEX)
 PALETTE = (
     (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
     (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
@@ -52,19 +56,17 @@ MASK_SUFFIX = "_gtFine_labelIds.png"
 INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
-def cityscapes_label_map(ignore_index: int = 255) -> np.ndarray:
-    """Label id -> train id for ids 0..33; 255 -> ``ignore_index``.
+def cityscapes_label_map(ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Label id -> train id for ids 0..33, as an ``int64 (256,)`` lookup table; 255 -> ``ignore_index``.
 
     Ids 34..254 do not exist; they map to themselves so the dataset reports them as found in the file.
     """
-    table = np.arange(256, dtype=np.int64)
-    for label_id, _, train_id, _ in LABELS:
-        table[label_id] = ignore_index if train_id == 255 else train_id
-    table[255] = ignore_index
-    return table
+    train_ids = {label_id: train_id for label_id, _, train_id, _ in LABELS} | {255: IGNORE_INDEX}
+    return label_table(train_ids, size=256, ignore_index=ignore_index)
 
 
 def cityscapes_root(root: str | Path) -> Path:
+    """The folder holding ``leftImg8bit``: ``root`` itself or its ``cityscapes`` subfolder."""
     return find_root(root, ("cityscapes",), "leftImg8bit", "Cityscapes")
 
 
@@ -105,6 +107,8 @@ def _missing_mask(image: Path, mask: Path) -> str:
 class Cityscapes(SegmentationDataset):
     """Cityscapes fine annotations, 19 evaluated classes; every other label id is ``ignore_index``.
 
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
     Args:
         root: the folder with ``leftImg8bit/`` and ``gtFine/`` (or its parent, see the tree above).
         split: ``train``, ``val``, ``test`` or ``trainval``.
@@ -119,11 +123,13 @@ class Cityscapes(SegmentationDataset):
         super().__init__(raise_first(pairs, problems, self.root), CLASSES, PALETTE, label_map, transform)
 
     def load_mask(self, path: Path) -> torch.Tensor:
+        """Train ids ``int64 (H, W)`` of a ``*_gtFine_labelIds.png``; a palette PNG is refused."""
         # labelIds are mode-L ids; the *_gtFine_color.png files are colours, not ids.
         require_id_mask(path)
         return super().load_mask(path)
 
     def instance_path(self, index: int) -> Path:
+        """The ``*_gtFine_instanceIds.png`` beside the labelIds mask of item ``index``."""
         mask = self.pairs[index][1]
         return mask.with_name(mask.name[: -len(MASK_SUFFIX)] + INSTANCE_SUFFIX)
 

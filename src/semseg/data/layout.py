@@ -8,11 +8,13 @@ them all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError
 
 Pairs = list[tuple[Path, Path]]
@@ -35,7 +37,27 @@ def find_root(root: str | Path, candidates: Sequence[str], marker: str, dataset:
     raise DataError(f"{dataset} layout not found under {root}: none of {where} exists")
 
 
+def label_table(
+    train_ids: Mapping[int, int], size: int = 256, ignore_index: int = IGNORE_INDEX, fill: int | None = None
+) -> np.ndarray:
+    """A raw-id -> train-id lookup table (``int64 (size,)``) for :class:`SegmentationDataset`.
+
+    Args:
+        train_ids: raw id -> train id; a train id of :data:`~semseg.constants.IGNORE_INDEX` (the
+            official tables' "not evaluated") becomes ``ignore_index``.
+        size: table length; a raw value ``>= size`` is reported by the dataset as having no entry.
+        ignore_index: the train id of ignored pixels.
+        fill: train id of every raw id not in ``train_ids``; ``None`` maps them to themselves, so
+            the dataset's value check reports an unexpected raw id as it stands in the file.
+    """
+    table = np.arange(size, dtype=np.int64) if fill is None else np.full(size, fill, dtype=np.int64)
+    for raw, train_id in train_ids.items():
+        table[raw] = ignore_index if train_id == IGNORE_INDEX else train_id
+    return table
+
+
 def check_split(split: str, splits: Sequence[str], dataset: str) -> None:
+    """Raise a :class:`DataError` listing ``splits`` when ``split`` is not one of them."""
     if split not in splits:
         raise DataError(f"unknown {dataset} split {split!r}; allowed: {', '.join(splits)}")
 

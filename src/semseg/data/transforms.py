@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import InvalidOptionError
 
 Pair = tuple[Tensor, Tensor]
@@ -61,7 +62,7 @@ class RandomCrop:
     """Crop ``size = (H, W)``; pads first where the image is smaller (image with 0, mask with
     ``ignore_index`` so the padding never counts as a class)."""
 
-    def __init__(self, size: tuple[int, int], ignore_index: int = 255) -> None:
+    def __init__(self, size: tuple[int, int], ignore_index: int = IGNORE_INDEX) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.ignore_index = ignore_index
 
@@ -78,6 +79,8 @@ class RandomCrop:
 
 
 class RandomHorizontalFlip:
+    """Mirror image and mask left-right together with probability ``p``."""
+
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
@@ -129,7 +132,7 @@ def train_transform(
     scale_range: tuple[float, float] = (0.5, 2.0),
     flip: bool = True,
     jitter: float = 0.0,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> Compose:
     """The usual training pipeline on uint8 pairs: random scale, crop (ignore padding), flip,
     optional photometric jitter. Normalisation is left to the training loop (on the batch)."""

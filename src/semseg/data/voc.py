@@ -73,6 +73,8 @@ def voc_pairs(root: str | Path, split: str) -> tuple[Pairs, list[str]]:
 class VOCSegmentation(SegmentationDataset):
     """PASCAL VOC 2012, 21 classes (background + 20 objects), ``ignore_index`` 255 on borders.
 
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
     Args:
         root: ``VOC2012``, ``VOCdevkit`` or the folder holding ``VOCdevkit`` (tree above).
         split: ``train``, ``val``, ``trainval`` or ``train_aug``.
@@ -169,6 +171,7 @@ def convert_sbd(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m semseg.data.voc SBD VOC``: run :func:`convert_sbd`; exit code 2 on a data error."""
     parser = argparse.ArgumentParser(
         prog="python -m semseg.data.voc", description="Create VOC 2012 train_aug from the SBD release (needs scipy)."
     )
