@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semseg.data.build import SAMPLE_ROOT, CachedDataset, build_dataset
+from semseg.data import SAMPLE_ROOT, CachedDataset, build_dataset, collate_pairs
 from semseg.data.camvid import CLASSES, CamVid
 from semseg.data.folder import FolderDataset
 from semseg.data.transforms import ColorJitter, RandomCrop, RandomHorizontalFlip, RandomScale, train_transform
@@ -71,7 +71,7 @@ def test_bad_trees_name_the_culprit(tmp_path: Path, setup, message: str) -> None
 
 
 def test_unknown_dataset_and_missing_root() -> None:
-    with pytest.raises(ConfigError, match="allowed: sample, camvid, folder"):
+    with pytest.raises(ConfigError, match=r"allowed: sample, camvid, folder, voc, ade20k, cityscapes$"):
         build_dataset("imagenet", "/tmp", "train")
     with pytest.raises(ConfigError, match=r"data\.root is required"):
         build_dataset("camvid", None, "train")
@@ -124,3 +124,128 @@ def test_cached_dataset_matches_plain() -> None:
     cached = CachedDataset(ds)
     for i in (0, len(ds) - 1):
         assert torch.equal(cached[i][0], ds[i][0]) and torch.equal(cached[i][1], ds[i][1])
+
+
+def test_cached_dataset_keeps_uint8_masks_transforms_per_access_and_forwards() -> None:
+    ds = build_dataset("sample", None, "val")
+    calls = []
+
+    def shift(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(mask.dtype)
+        return image, mask + 1
+
+    cached = CachedDataset(ds, shift)
+    assert cached.dataset is ds and len(cached) == len(ds) == len(cached.items)
+    assert all(m.dtype == torch.uint8 for _, m in cached.items) and not calls  # decoded, not yet transformed
+    first, again = cached[0][1], cached[0][1]
+    assert (
+        calls == [torch.int64, torch.int64] and torch.equal(first, ds.load_pair(0)[1] + 1) and torch.equal(first, again)
+    )
+    assert not hasattr(cached, "load_instances")  # CamVid has no instances to forward
+
+
+def test_cached_dataset_forwards_instances_and_keeps_wide_masks(tmp_path: Path) -> None:
+    class WithInstances(FolderDataset):
+        def load_instances(self, index: int) -> torch.Tensor:
+            return torch.full((8, 12), 26000 + index)
+
+    _write_pair(tmp_path, "a", mask_value=1)
+    ds = WithInstances(tmp_path, [str(i) for i in range(300)])
+    cached = CachedDataset(ds)
+    assert torch.equal(cached.load_instances(0), ds.load_instances(0))
+    wide = FolderDataset(tmp_path, [str(i) for i in range(300)])
+    wide.load_mask = lambda path: torch.full((8, 12), 299)  # type: ignore[method-assign]
+    assert CachedDataset(wide).items[0][1].dtype == torch.int64  # 299 does not fit uint8
+
+
+def test_collate_pairs_stacks() -> None:
+    batch = [(torch.zeros(3, 4, 5, dtype=torch.uint8), torch.ones(4, 5, dtype=torch.int64)) for _ in range(2)]
+    images, masks = collate_pairs(batch)
+    assert images.shape == (2, 3, 4, 5) and masks.shape == (2, 4, 5) and masks.dtype == torch.int64
+
+
+def _write_list(root: Path, split: str, stems: list[str]) -> None:
+    (root / f"{split}.txt").write_text("".join(f"images/{s}.png masks/{s}.png\n" for s in stems))
+
+
+def test_folder_split_prefers_list_file_then_subfolder_then_root(tmp_path: Path) -> None:
+    for stem in ("a", "b", "c"):
+        _write_pair(tmp_path, stem)
+    _write_pair(tmp_path / "val", "v")
+    _write_list(tmp_path, "train", ["b", "c"])
+    _write_list(tmp_path, "test", ["a"])
+    (tmp_path / "test").mkdir()  # the list file wins over a subfolder of the same name
+    classes = ["bg", "fg"]
+
+    def stems(split: str) -> list[str]:
+        direct = FolderDataset.from_split(tmp_path, split, classes)
+        built = build_dataset("folder", tmp_path, split, classes=classes)
+        assert direct.pairs == built.pairs and built.classes == classes
+        return [image.stem for image, _ in direct.pairs]
+
+    assert stems("train") == ["b", "c"]  # train.txt
+    assert stems("test") == ["a"]  # test.txt, although test/ exists
+    assert stems("val") == ["v"]  # val/images, val/masks
+    assert stems("other") == ["a", "b", "c"]  # neither: root itself
+    assert FolderDataset.from_split(tmp_path, "val", classes).pairs[0][0] == tmp_path / "val" / "images" / "v.png"
+    with pytest.raises(DataError, match="dataset folder not found"):
+        FolderDataset.from_split(tmp_path / "missing", "train", classes)
+
+
+def test_data_package_exports_like_torchvision() -> None:
+    import semseg.data as data
+    from semseg.data import (
+        ADE20K,
+        DATASETS,
+        CachedDataset,
+        CamVid,
+        Cityscapes,
+        FolderDataset,
+        SegmentationDataset,
+        VOCSegmentation,
+        ade20k,
+        build_dataset,
+        cache,
+        camvid,
+        cityscapes,
+        collate_pairs,
+        folder,
+        registry,
+        voc,
+    )
+
+    assert (ADE20K, CamVid, Cityscapes, VOCSegmentation) == (
+        ade20k.ADE20K,
+        camvid.CamVid,
+        cityscapes.Cityscapes,
+        voc.VOCSegmentation,
+    )
+    assert FolderDataset is folder.FolderDataset and CachedDataset is cache.CachedDataset
+    assert collate_pairs is cache.collate_pairs and build_dataset is registry.build_dataset
+    assert DATASETS is registry.DATASETS
+    assert all(issubclass(c, SegmentationDataset) for c in (ADE20K, CamVid, Cityscapes, VOCSegmentation, FolderDataset))
+    assert set(data.__all__) >= {"Cityscapes", "ADE20K", "VOCSegmentation", "CamVid", "FolderDataset"}
+    assert all(hasattr(data, name) for name in data.__all__)
+
+
+def _semseg_imports(path: Path) -> set[str]:
+    """Every ``semseg...`` module a source file imports, at any depth (lazy imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return {m for m in found if m == "semseg" or m.startswith("semseg.")}
+
+
+def test_data_imports_only_errors_constants_and_itself() -> None:
+    """data must stay importable without losses, models or engine (no cycles through them)."""
+    import semseg.data
+
+    for path in sorted(Path(semseg.data.__file__).parent.glob("*.py")):
+        for module in _semseg_imports(path):
+            ok = module in ("semseg.errors", "semseg.constants") or module.startswith("semseg.data.")
+            assert ok, f"{path.name} imports {module}"

@@ -15,11 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from semseg.data import ade20k, cityscapes, download, voc
-from semseg.data.build import SAMPLE_ROOT
-from semseg.data.build import build_dataset as lead_build
+from semseg.data import ade20k, camvid, cityscapes, download, voc
 from semseg.data.check import check_dataset
-from semseg.data.registry import DATASETS, build_dataset
+from semseg.data.folder import FolderDataset
+from semseg.data.registry import DATASETS, SAMPLE_ROOT, build_dataset
 from semseg.errors import ConfigError, DataError
 
 H, W = 6, 10
@@ -298,18 +297,90 @@ def test_registry_builds_every_dataset(tmp_path: Path) -> None:
     _voc_tree(tmp_path / "v", {"train": ["a"], "val": ["b"]})
     _ade_tree(tmp_path / "a")
     _city_tree(tmp_path / "c")
-    assert set(DATASETS) == {"voc", "ade20k", "cityscapes", "camvid", "folder"}
+    assert set(DATASETS) == {"sample", "voc", "ade20k", "cityscapes", "camvid", "folder"}
     assert isinstance(build_dataset("voc", tmp_path / "v", "val"), voc.VOCSegmentation)
     assert isinstance(build_dataset("ade20k", tmp_path / "a", "val"), ade20k.ADE20K)
-    assert isinstance(lead_build("cityscapes", tmp_path / "c", "val"), cityscapes.Cityscapes)
+    assert isinstance(build_dataset("cityscapes", tmp_path / "c", "val"), cityscapes.Cityscapes)
     assert len(build_dataset("camvid", SAMPLE_ROOT, "train")) == 32
     _image(tmp_path / "f" / "images" / "x.png", 0)
     _mask(tmp_path / "f" / "masks" / "x.png", np.ones((H, W)))
     assert build_dataset("folder", tmp_path / "f", "train", classes=["bg", "fg"]).classes == ["bg", "fg"]
-    with pytest.raises(ConfigError, match=r"unknown dataset 'coco'; allowed: voc, ade20k, cityscapes"):
+    with pytest.raises(
+        ConfigError, match=r"unknown dataset 'coco'; allowed: sample, camvid, folder, voc, ade20k, cityscapes$"
+    ):
         build_dataset("coco", tmp_path, "train")
     with pytest.raises(DataError, match=r"unknown ade20k split 'test'; allowed: train, val"):
         build_dataset("ade20k", tmp_path / "a", "test")
+
+
+def _trees(tmp_path: Path) -> dict[str, Path | None]:
+    """A root per registry name, each a synthetic tree in that dataset's layout."""
+    _voc_tree(tmp_path / "v", {"train": ["a"], "val": ["b"]})
+    _ade_tree(tmp_path / "a")
+    _city_tree(tmp_path / "c")
+    _image(tmp_path / "f" / "images" / "x.png", 0)
+    _mask(tmp_path / "f" / "masks" / "x.png", np.ones((H, W)))
+    roots = {"sample": None, "camvid": SAMPLE_ROOT, "folder": tmp_path / "f"}
+    return roots | {"voc": tmp_path / "v", "ade20k": tmp_path / "a", "cityscapes": tmp_path / "c"}
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "num_classes", "train_len"),
+    [
+        ("sample", camvid.CamVid, 11, 32),
+        ("camvid", camvid.CamVid, 11, 32),
+        ("folder", FolderDataset, 2, 1),
+        ("voc", voc.VOCSegmentation, 21, 1),
+        ("ade20k", ade20k.ADE20K, 150, 2),
+        ("cityscapes", cityscapes.Cityscapes, 19, 2),
+    ],
+)
+def test_build_dataset_every_name(tmp_path: Path, name: str, cls: type, num_classes: int, train_len: int) -> None:
+    def flip_image(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return image.flip(-1), mask
+
+    # classes are passed for every name: only folder uses them, the others keep their own.
+    ds = build_dataset(name, _trees(tmp_path)[name], "train", transform=flip_image, classes=["bg", "fg"])
+    assert type(ds) is cls and ds.num_classes == num_classes and len(ds) == train_len
+    spec_classes = DATASETS[name].classes
+    assert ds.classes == (["bg", "fg"] if spec_classes is None else list(spec_classes))
+    image, mask = ds[0]
+    raw_image, raw_mask = ds.load_pair(0)
+    assert torch.equal(image, raw_image.flip(-1)) and torch.equal(mask, raw_mask)
+    assert image.dtype == torch.uint8 and image.shape[0] == 3 and mask.dtype == torch.int64
+    assert mask.shape == image.shape[1:]
+
+
+@pytest.mark.parametrize("name", ["camvid", "voc", "ade20k", "cityscapes", "folder"])
+def test_build_dataset_needs_a_root_except_sample(name: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"data\.root is required for dataset '{name}' \(e\.g\. --set data\.root=PATH\)"
+    ):
+        build_dataset(name, None, "train", classes=["bg", "fg"])
+
+
+@pytest.mark.parametrize(
+    ("name", "allowed"),
+    [
+        ("sample", "train, val, test, trainval"),
+        ("camvid", "train, val, test, trainval"),
+        ("voc", "train, val, trainval, train_aug"),
+        ("ade20k", "train, val"),
+        ("cityscapes", "train, val, test, trainval"),
+    ],
+)
+def test_build_dataset_unknown_split_lists_the_allowed(tmp_path: Path, name: str, allowed: str) -> None:
+    root = _trees(tmp_path)[name]
+    with pytest.raises(DataError, match=rf"^unknown {name} split 'validation'; allowed: {allowed}$"):
+        build_dataset(name, root, "validation")
+
+
+def test_build_folder_needs_classes_and_takes_any_split(tmp_path: Path) -> None:
+    root = _trees(tmp_path)["folder"]
+    for classes in (None, []):
+        with pytest.raises(ConfigError, match=r"^dataset 'folder' needs data\.classes \(a list of class names\)$"):
+            build_dataset("folder", root, "train", classes=classes)
+    assert len(build_dataset("folder", root, "validation", classes=("bg", "fg"))) == 1
 
 
 # ---------------------------------------------------------------- data check

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from semseg.data.statistics import class_statistics, median_frequency_weights
 from semseg.errors import DataError
-from semseg.losses import class_statistics, cross_entropy, median_frequency_weights
+from semseg.losses import cross_entropy
 
 
 def test_every_labelled_pixel_is_a_sample() -> None:
@@ -78,3 +79,18 @@ def test_median_frequency_on_real_camvid_ranks_like_segnet(camvid_root) -> None:
     assert all(w[c] < 0.5 and segnet[c] < 0.5 for c in frequent)
     assert all(w[c] > 3 and segnet[c] > 3 for c in rare)
     assert w[4] == pytest.approx(1.0)  # the median class (pavement) gets exactly 1
+
+
+def test_losses_functional_imports_no_data() -> None:
+    """The statistics moved to semseg.data.statistics: the losses neither export them nor import data."""
+    import ast
+    from pathlib import Path
+
+    import semseg.losses
+    import semseg.losses.functional as functional
+
+    assert not hasattr(semseg.losses, "class_statistics") and not hasattr(semseg.losses, "median_frequency_weights")
+    tree = ast.parse(Path(functional.__file__).read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m.startswith("semseg.data") for m in modules), modules

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.base import SegmentationDataset
 from semseg.data.io import read_mask
 from semseg.data.layout import image_size, require_id_mask
-from semseg.data.registry import get_spec
+from semseg.data.registry import build_dataset, get_spec
+from semseg.data.statistics import median_frequency_weights
 from semseg.errors import DataError
-from semseg.losses.functional import median_frequency_weights
 
 
 @dataclass
@@ -51,13 +52,16 @@ class DataCheckReport:
 
     @property
     def ok(self) -> bool:
+        """No problem found in any split."""
         return all(not s.problems for s in self.splits)
 
     @property
     def num_problems(self) -> int:
+        """Problems found over all splits."""
         return sum(len(s.problems) for s in self.splits)
 
     def format(self, max_problems: int = 20) -> str:
+        """The printable summary: per split its problems (at most ``max_problems``) and class table."""
         lines = [f"dataset {self.dataset} at {self.root}: {len(self.classes)} classes"]
         for s in self.splits:
             lines.append(f"\n[{s.split}] {s.pairs} pairs, {len(s.problems)} problem(s)")
@@ -82,7 +86,7 @@ def _class_table(classes: Sequence[str], s: SplitReport) -> str:
         rows.append(f"  {name:<{width}} {px:>14,} {share:>8.3f} {n:>7} {w:>9.4f}")
     labelled = total + s.ignored_pixels
     ignored = 100 * s.ignored_pixels / labelled if labelled else 0.0
-    rows.append(f"  ignored (255): {s.ignored_pixels:,} pixels ({ignored:.2f}% of all)")
+    rows.append(f"  ignored ({IGNORE_INDEX}): {s.ignored_pixels:,} pixels ({ignored:.2f}% of all)")
     return "\n".join(rows)
 
 
@@ -93,12 +97,12 @@ def check_dataset(
     *,
     classes: Sequence[str] | None = None,
     max_images: int | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
 ) -> DataCheckReport:
     """Check every pair of the given splits of dataset ``name`` at ``root``.
 
     Args:
-        name: a name from :data:`semseg.data.registry.DATASETS`.
+        name: a name from :data:`semseg.data.DATASETS`.
         root: the dataset folder, as passed to the dataset class.
         splits: splits to check; default ``train`` and ``val`` where the dataset has them.
         classes: class names, only for ``folder``.
@@ -110,7 +114,7 @@ def check_dataset(
     """
     spec = get_spec(name)
     if splits is None:
-        splits = [s for s in ("train", "val") if s in spec.splits()]
+        splits = [s for s in ("train", "val") if spec.splits is None or s in spec.splits]
     reports, names = [], list(classes or [])
     for split in splits:
         report = SplitReport(split)
@@ -130,17 +134,16 @@ def _discover(
 ) -> tuple[list[tuple[Path, Path]], np.ndarray | None, Sequence[str], bool]:
     """The pairs and label semantics of a split; missing files go to ``report.problems``."""
     spec = get_spec(name)
-    finder = spec.finder()
-    if finder is None:  # camvid, folder: the constructor raises its first problem
-        from semseg.data.registry import build_dataset
-
+    if spec.pair_finder is None:  # sample, camvid, folder: the constructor raises its first problem
         ds: SegmentationDataset = build_dataset(name, root, split, classes=classes)
         report.pairs = len(ds)
         return ds.pairs, ds.label_map, ds.classes, False
-    pairs, problems = finder(root, split)
+    pairs, problems = spec.pair_finder(root, split)
     report.pairs = len(pairs)
     report.problems += problems
-    return pairs, spec.build_label_map(), spec.classes(), spec.id_masks
+    label_map = spec.label_map() if spec.label_map is not None else None
+    assert spec.classes is not None  # only folder leaves the classes to the user, and it has no finder
+    return pairs, label_map, spec.classes, spec.id_masks
 
 
 def _count_pairs(

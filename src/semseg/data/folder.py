@@ -7,6 +7,10 @@ Expected tree::
       images/  a.jpg b.jpg ...
       masks/   a.png b.png ...      (same stems; single-channel label ids)
     or a list file with one "images/a.jpg masks/a.png" pair per line (relative to its folder)
+
+By split (:meth:`FolderDataset.from_split`, what ``build_dataset("folder", ...)`` uses): the list
+file ``root/{split}.txt`` if it exists, else the subfolder ``root/{split}/`` (with its own
+``images/`` and ``masks/``) if it exists, else ``root`` itself for every split.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from semseg.constants import IGNORE_INDEX
 from semseg.data.base import PairTransform, SegmentationDataset
 from semseg.errors import DataError
 
@@ -61,11 +66,17 @@ def pairs_from_list(list_file: Path, base: Path | None = None) -> list[tuple[Pat
 class FolderDataset(SegmentationDataset):
     """Images + masks from ``root/images`` and ``root/masks`` (or ``list_file``).
 
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
     Args:
         root: dataset folder.
         classes: class names (index = label id).
         palette: colours for overlays; default a fixed generated palette.
         list_file: optional list of pairs relative to ``root``.
+        image_dir: image subfolder of ``root`` (without ``list_file``).
+        mask_dir: mask subfolder of ``root`` (without ``list_file``).
+        transform: paired transform applied to every ``(image, mask)``.
+        ignore_index: the label left out of loss and metrics.
     """
 
     def __init__(
@@ -77,7 +88,7 @@ class FolderDataset(SegmentationDataset):
         image_dir: str = "images",
         mask_dir: str = "masks",
         transform: PairTransform | None = None,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
     ) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -87,6 +98,27 @@ class FolderDataset(SegmentationDataset):
         else:
             pairs = pairs_from_folders(root / image_dir, root / mask_dir)
         super().__init__(pairs, classes, palette or default_palette(len(classes)), None, transform, ignore_index)
+
+    @classmethod
+    def from_split(
+        cls,
+        root: str | Path,
+        split: str,
+        classes: Sequence[str],
+        transform: PairTransform | None = None,
+    ) -> FolderDataset:
+        """The ``split`` of a folder dataset: ``root/{split}.txt`` (pairs relative to ``root``) if
+        that list file exists, else the ``root/{split}`` subfolder if it exists, else ``root``.
+
+        A folder with neither list files nor split subfolders thus serves as every split; any
+        split name is accepted.
+        """
+        root = Path(root)
+        list_file = f"{split}.txt"
+        if (root / list_file).is_file():
+            return cls(root, classes, list_file=list_file, transform=transform)
+        sub = root / split
+        return cls(sub if sub.is_dir() else root, classes, transform=transform)
 
 
 def default_palette(n: int) -> list[tuple[int, int, int]]:

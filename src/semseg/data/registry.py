@@ -1,73 +1,97 @@
-"""Datasets by name: ``voc``, ``ade20k``, ``cityscapes``, ``camvid`` and ``folder``.
+"""Datasets by name: the one table behind the config's ``data.dataset``, :func:`build_dataset` and
+``semseg data check``.
 
-Modules are imported on first use, so naming one dataset does not import the others.
+======================  ==============================================================
+``sample``              the CamVid frames embedded in the package (used when root is None)
+``camvid``              :class:`~semseg.data.camvid.CamVid`
+``folder``              :class:`~semseg.data.folder.FolderDataset` (needs ``classes``)
+``voc``                 :class:`~semseg.data.voc.VOCSegmentation`
+``ade20k``              :class:`~semseg.data.ade20k.ADE20K`
+``cityscapes``          :class:`~semseg.data.cityscapes.Cityscapes`
+======================  ==============================================================
 
 Example::
 
-    from semseg.data.registry import build_dataset
+    from semseg.data import build_dataset
     val = build_dataset("cityscapes", "/data/cityscapes", "val")
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
+import semseg.data.ade20k as ade20k
+import semseg.data.camvid as camvid
+import semseg.data.cityscapes as cityscapes
+import semseg.data.voc as voc
 from semseg.data.base import PairTransform, SegmentationDataset
+from semseg.data.folder import FolderDataset
+from semseg.data.layout import Pairs
 from semseg.errors import ConfigError, DataError
 
-PairFinder = Callable[[str | Path, str], tuple[list[tuple[Path, Path]], list[str]]]
+PairFinder = Callable[[str | Path, str], tuple[Pairs, list[str]]]
+
+SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample" / "camvid_mini"
+"""The embedded CamVid frames (32 train, 8 val, 240x180), the root of ``sample`` by default."""
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset lives: its module and class and, for ``semseg data check``, the
-    ``(root, split) -> (pairs, problems)`` function that lists every missing file, the raw-id ->
-    train-id table function and whether masks must be plain ids (not palette PNGs). Datasets
-    without a pair finder are checked through their constructor, which stops at the first error."""
+    """How to build one dataset by name, and what ``semseg data check`` needs to walk its tree.
 
-    module: str
-    cls: str
-    pair_finder: str | None = None
-    label_map: str | None = None
+    Attributes:
+        factory: ``(root, split, transform=..., classes=...) -> dataset``; ``classes`` is passed
+            only where :attr:`classes` is ``None``.
+        classes: the class names; ``None`` where the user gives them (``folder``: masks carry no names).
+        splits: the allowed splits; ``None`` where any name is a split (``folder``).
+        default_root: the root when none is given; ``None`` means a root is required.
+        pair_finder: ``(root, split) -> (pairs, problems)`` listing every missing file. Datasets
+            without one are checked through their constructor, which stops at the first error.
+        label_map: builds the raw-id -> train-id table; ``None`` where raw ids are train ids or
+            the dataset's own constructor sets the table.
+        id_masks: masks must be plain ids (not palette PNGs).
+    """
+
+    factory: Callable[..., SegmentationDataset]
+    classes: tuple[str, ...] | None
+    splits: tuple[str, ...] | None
+    default_root: Path | None = None
+    pair_finder: PairFinder | None = None
+    label_map: Callable[[], np.ndarray] | None = None
     id_masks: bool = False
 
-    def import_module(self) -> ModuleType:
-        return importlib.import_module(self.module)
 
-    def dataset_class(self) -> type[SegmentationDataset]:
-        return getattr(self.import_module(), self.cls)
-
-    def splits(self) -> tuple[str, ...]:
-        return tuple(getattr(self.import_module(), "SPLITS", ("train", "val")))
-
-    def finder(self) -> PairFinder | None:
-        return getattr(self.import_module(), self.pair_finder) if self.pair_finder else None
-
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.import_module().CLASSES)
-
-    def build_label_map(self) -> np.ndarray | None:
-        return getattr(self.import_module(), self.label_map)() if self.label_map else None
-
-
+# The order is the one error messages list the names in.
 DATASETS: dict[str, DatasetSpec] = {
-    "voc": DatasetSpec("semseg.data.voc", "VOCSegmentation", "voc_pairs"),
-    "ade20k": DatasetSpec("semseg.data.ade20k", "ADE20K", "ade20k_pairs", "ade20k_label_map", id_masks=True),
-    "cityscapes": DatasetSpec(
-        "semseg.data.cityscapes", "Cityscapes", "cityscapes_pairs", "cityscapes_label_map", id_masks=True
+    "sample": DatasetSpec(camvid.CamVid, camvid.CLASSES, camvid.SPLITS, default_root=SAMPLE_ROOT),
+    "camvid": DatasetSpec(camvid.CamVid, camvid.CLASSES, camvid.SPLITS),
+    "folder": DatasetSpec(FolderDataset.from_split, None, None),
+    "voc": DatasetSpec(voc.VOCSegmentation, voc.CLASSES, voc.SPLITS, pair_finder=voc.voc_pairs),
+    "ade20k": DatasetSpec(
+        ade20k.ADE20K,
+        ade20k.CLASSES,
+        ade20k.SPLITS,
+        pair_finder=ade20k.ade20k_pairs,
+        label_map=ade20k.ade20k_label_map,
+        id_masks=True,
     ),
-    "camvid": DatasetSpec("semseg.data.camvid", "CamVid"),
-    "folder": DatasetSpec("semseg.data.folder", "FolderDataset"),
+    "cityscapes": DatasetSpec(
+        cityscapes.Cityscapes,
+        cityscapes.CLASSES,
+        cityscapes.SPLITS,
+        pair_finder=cityscapes.cityscapes_pairs,
+        label_map=cityscapes.cityscapes_label_map,
+        id_masks=True,
+    ),
 }
 
 
 def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``name``; a :class:`ConfigError` listing the names otherwise."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
     return DATASETS[name]
@@ -75,27 +99,38 @@ def get_spec(name: str) -> DatasetSpec:
 
 def build_dataset(
     name: str,
-    root: str | Path,
+    root: str | Path | None,
     split: str,
     transform: PairTransform | None = None,
     classes: Sequence[str] | None = None,
 ) -> SegmentationDataset:
     """The dataset ``name`` at ``root`` for ``split``.
 
+    Items are ``(image uint8 (3, H, W), mask int64 (H, W))``, after ``transform`` if given.
+
     Args:
         name: one of :data:`DATASETS`.
-        root: the dataset folder (each class's docstring shows the tree it expects).
+        root: the dataset folder (each class's docstring shows the tree it expects); ``None``
+            only for ``sample``, which then reads the embedded frames.
         split: e.g. ``train`` or ``val``; allowed values depend on the dataset.
         transform: paired transform applied to every item.
         classes: class names, needed only by ``folder`` (whose masks carry no names).
+
+    Raises:
+        ConfigError: unknown ``name``, no ``root`` where one is required, ``folder`` without
+            ``classes``.
+        DataError: unknown ``split``, or a problem in the tree.
     """
     spec = get_spec(name)
-    if name == "folder":
-        # The folder layout (split subfolders or list files) is decided in one place, data.build.
-        from semseg.data.build import build_dataset as build_folder
-
-        return build_folder("folder", root, split, transform, list(classes) if classes else None)
-    splits = spec.splits()
-    if split not in splits:
-        raise DataError(f"unknown {name} split {split!r}; allowed: {', '.join(splits)}")
-    return spec.dataset_class()(root, split, transform)
+    if root is None:
+        if spec.default_root is None:
+            raise ConfigError(f"data.root is required for dataset {name!r} (e.g. --set data.root=PATH)")
+        root = spec.default_root
+    options: dict[str, list[str]] = {}
+    if spec.classes is None:
+        if not classes:
+            raise ConfigError(f"dataset {name!r} needs data.classes (a list of class names)")
+        options["classes"] = list(classes)
+    if spec.splits is not None and split not in spec.splits:
+        raise DataError(f"unknown {name} split {split!r}; allowed: {', '.join(spec.splits)}")
+    return spec.factory(root, split, transform=transform, **options)

@@ -1,5 +1,9 @@
-"""Losses: pixel-wise cross-entropy with ignore label and class weights."""
+"""Losses: pixel-wise cross-entropy with ignore label and class weights.
 
-from semseg.losses.functional import class_statistics, cross_entropy, median_frequency_weights
+Class statistics and median-frequency weights are properties of a dataset's masks and live in
+:mod:`semseg.data.statistics`.
+"""
 
-__all__ = ["class_statistics", "cross_entropy", "median_frequency_weights"]
+from semseg.losses.functional import cross_entropy
+
+__all__ = ["cross_entropy"]
