@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from semseg.bench import format_rows, measure_in_subprocess, peak_rss_mb, time_model
+from semseg.constants import PRECISIONS
 
 __all__ = [
     "add_timing_args",
@@ -36,6 +37,8 @@ def add_timing_args(parser: argparse.ArgumentParser, batch: int, out: Path) -> N
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="OMP threads per run (0: torch default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    # fp32 by default: the published tables compare architectures, not autocast support.
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast (semseg.precision)")
     parser.add_argument("--quick", action="store_true", help="64x64, 1 iteration: check that everything runs")
     parser.add_argument("--out", type=Path, default=out)
 
@@ -48,7 +51,7 @@ def prepare_subprocesses(args: argparse.Namespace, num_classes: int, here: Path)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    timing = {"size": [args.size, args.size], "batch": args.batch, "device": args.device}
+    timing = {"size": [args.size, args.size], "batch": args.batch, "device": args.device, "precision": args.precision}
     return timing | {"warmup": args.warmup, "iters": args.iters, "num_classes": num_classes}
 
 
@@ -58,7 +61,7 @@ def measured_header(args: argparse.Namespace, num_classes: int, script: str) -> 
     threads = args.threads or torch.get_num_threads()
     return [
         f"Measured {when} on {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
-        f"device `{args.device}`, {threads} threads, torch {torch.__version__}.",
+        f"device `{args.device}`, {threads} threads, {args.precision}, torch {torch.__version__}.",
         f"Input {args.size}x{args.size}, batch {args.batch}, {num_classes} classes, warmup {args.warmup}, "
         f"median of {args.iters}. Command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`.",
     ]

@@ -7,16 +7,16 @@ import pytest
 import torch
 
 import semseg
-from semseg.api import attach_metadata
-from semseg.engine.checkpoint import save_checkpoint
+from semseg.engine.checkpoint import checkpoint_meta, save_checkpoint
 from semseg.errors import CheckpointError, DataError, UnknownModelError
 
 
 def _checkpoint(tmp_path):  # type: ignore[no-untyped-def]
     model = semseg.create_model("fcn_resnet18_d8", num_classes=3)
-    attach_metadata(model, ["a", "b", "c"], [(1, 2, 3), (4, 5, 6), (7, 8, 9)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
-    meta = {
-        "model_name": "fcn_resnet18_d8", "model_options": {}, "num_classes": 3,
+    model.set_metadata(["a", "b", "c"], [(1, 2, 3), (4, 5, 6), (7, 8, 9)], (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    meta = checkpoint_meta(model, channels_last=True)
+    assert meta == {
+        "model_name": "fcn_resnet18_d8", "model_options": {}, "num_classes": 3, "channels_last": True,
         "class_names": ["a", "b", "c"], "palette": [[1, 2, 3], [4, 5, 6], [7, 8, 9]],
         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "config": {},
     }  # fmt: skip
@@ -34,6 +34,19 @@ def test_load_model_restores_weights_and_metadata(tmp_path) -> None:  # type: ig
         x = torch.randn(1, 3, 33, 47)
         with torch.no_grad():
             assert torch.equal(model(x), original(x))
+
+
+def test_the_saved_layout_is_the_loaded_layout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def nhwc(model: torch.nn.Module) -> bool:
+        weight = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+    for layout in (False, True):
+        model = semseg.create_model("fcn_resnet18_d8", num_classes=2, channels_last=layout)
+        model.set_metadata(["a", "b"], [(0, 0, 0), (1, 1, 1)])
+        folder = tmp_path / str(layout)
+        save_checkpoint(folder, model, checkpoint_meta(model, channels_last=layout))
+        assert nhwc(semseg.load_model(folder)) is layout
 
 
 def test_predict_accepts_arrays_tensors_and_lists(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+import semseg
 from semseg.cli import main
-from semseg.data.build import SAMPLE_ROOT
+from semseg.data import SAMPLE_ROOT, build_dataset
 from semseg.engine.schedule import poly_lr
 
 TINY = [
@@ -37,7 +38,24 @@ def test_train_writes_a_complete_run_folder(run_dir: Path) -> None:
     ckpt = run_dir / "checkpoints" / "last"
     assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "state.pt", "meta.json"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert 0.0 <= metrics["miou"] <= 1.0 and set(metrics["per_class"]) >= {"Sky", "Road", "Bicyclist"}
+    assert set(metrics["per_class"]) >= {"Sky", "Road", "Bicyclist"}
+    # The reported mIoU is the mean IoU over the classes present (nanmean), recomputed here
+    # from the saved model's own predictions on the 2 val images with a numpy confusion matrix.
+    model = semseg.load_model(run_dir)
+    dataset = build_dataset("sample", None, "val")
+    confusion = np.zeros((11, 11), dtype=np.int64)
+    for i in range(2):
+        image, mask = dataset[i]
+        pred = semseg.predict(model, image).numpy().ravel()
+        target = mask.numpy().ravel()
+        keep = target != 255
+        np.add.at(confusion, (target[keep], pred[keep]), 1)
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.diag(confusion) / union
+    assert metrics["miou"] == pytest.approx(float(np.nanmean(iou)), abs=1e-9)
+    reported = [v["iou"] for v in metrics["per_class"].values()]
+    assert [r is None for r in reported] == list(np.isnan(iou))
     meta = json.loads((ckpt / "meta.json").read_text())
     assert meta["config"]["train"]["iterations"] == 2 and meta["iteration"] == 2
     assert "Sky" in (run_dir / "per_class.txt").read_text()
@@ -66,10 +84,33 @@ def test_resume_continues_from_the_checkpoint(run_dir: Path, tmp_path: Path) -> 
     assert yaml.safe_load((copy / "config.yaml").read_text())["train"]["iterations"] == 3
 
 
+def test_resume_restores_the_weights(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(run_dir, copy)
+    saved = load_file(str(run_dir / "checkpoints" / "last" / "model.safetensors"))
+    meta_path = copy / "checkpoints" / "last" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    # One more step at learning rate 0: the parameters must come out as the checkpoint's.
+    meta["config"]["train"].update(iterations=3, lr=0.0)
+    meta["config"]["output"]["dir"] = str(tmp_path)
+    meta_path.write_text(json.dumps(meta))
+    assert main(["train", "--resume", str(copy), "--no-progress"]) == 0
+    resumed = load_file(str(copy / "checkpoints" / "last" / "model.safetensors"))
+    model = semseg.create_model(meta["model_name"], num_classes=11)
+    parameters = [name for name, _ in model.named_parameters()]
+    assert parameters and all(torch.equal(resumed[k], saved[k]) for k in parameters)
+
+
 def test_eval_and_predict(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(run_dir), "--no-progress", "--out", str(tmp_path / "ev")]) == 0
     assert "mIoU" in capsys.readouterr().out
-    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["miou"] >= 0
+    # Same checkpoint, same 2 images, same inference, same layout: the same score as training's.
+    trained = json.loads((run_dir / "metrics.json").read_text())["miou"]
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["miou"] == pytest.approx(trained, abs=1e-12)
     image = sorted((SAMPLE_ROOT / "val").iterdir())[0]
     assert main(["predict", str(image), "--model", str(run_dir), "--out", str(tmp_path / "pred")]) == 0
     labels = np.asarray(Image.open(tmp_path / "pred" / f"{image.stem}_labels.png"))

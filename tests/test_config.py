@@ -65,3 +65,36 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("model: [unclosed")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("key", ["train.channels_last", "model.options.channels_last"])
+def test_one_key_for_the_layout(key: str) -> None:
+    with pytest.raises(ConfigError, match=r"is now 'model.channels_last'"):
+        apply_overrides(Config(), [f"{key}=false"])
+    assert apply_overrides(Config(), ["model.channels_last=false"]).model.channels_last is False
+
+
+def test_runs_saved_before_the_layout_key_moved_still_load() -> None:
+    from semseg.config import from_dict, saved_config
+
+    old = Config().to_dict()
+    del old["model"]["channels_last"]
+    old["train"]["channels_last"] = False
+    with pytest.raises(ConfigError, match=r"model\.channels_last"):
+        from_dict(old)  # a user's file gets a pointer, not a silent move
+    assert saved_config(old).model.channels_last is False
+
+
+def test_one_precision_table() -> None:
+    from semseg.constants import PRECISIONS
+    from semseg.precision import autocast_dtype
+
+    assert Config().train.precision == "auto" and Config().eval.precision == "fp32"
+    for key in ("train.precision", "eval.precision"):
+        for value in PRECISIONS:
+            assert apply_overrides(Config(), [f"{key}={value}"])
+        with pytest.raises(ConfigError, match="allowed: auto, fp32, bf16, fp16"):
+            apply_overrides(Config(), [f"{key}=fp64"])
+    assert autocast_dtype("fp32", "cpu") is None
+    with pytest.raises(ConfigError, match="CUDA"):
+        autocast_dtype("fp16", "cpu")

@@ -9,7 +9,6 @@ import torch
 
 from semseg.errors import DataError, InvalidOptionError
 from semseg.losses.criterion import SegmentationCriterion, se_target
-from semseg.models.segmentor import SegmentationOutput
 
 LN2 = math.log(2.0)
 
@@ -56,8 +55,7 @@ def test_sum_of_main_aux_and_se_terms() -> None:
     main = torch.zeros(1, 3, 2, 2, requires_grad=True)  # CE = ln 3
     aux = torch.zeros(1, 3, 2, 2, requires_grad=True)
     se = torch.tensor([[2.0, -1.0, 0.5]], requires_grad=True)
-    out = SegmentationOutput(main, {"aux": aux, "se": se})
-    loss, terms = SegmentationCriterion(num_classes=3)(out, target)
+    loss, terms = SegmentationCriterion(num_classes=3)(main, target, {"aux": aux, "se": se})
 
     def bce(z: float, y: float) -> float:
         return -(y * math.log(1 / (1 + math.exp(-z))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-z))))
@@ -74,10 +72,10 @@ def test_sum_of_main_aux_and_se_terms() -> None:
 
 def test_weights_are_applied() -> None:
     target = torch.tensor([[[0, 1]]])
-    out = SegmentationOutput(torch.zeros(1, 2, 1, 2), {"aux": torch.zeros(1, 2, 1, 2), "se": torch.zeros(1, 2)})
-    loss, _ = SegmentationCriterion(num_classes=2, aux_weight=1.0, se_weight=0.5)(out, target)
+    logits, aux = torch.zeros(1, 2, 1, 2), {"aux": torch.zeros(1, 2, 1, 2), "se": torch.zeros(1, 2)}
+    loss, _ = SegmentationCriterion(num_classes=2, aux_weight=1.0, se_weight=0.5)(logits, target, aux)
     assert loss.item() == pytest.approx(LN2 * (1 + 1 + 0.5))
-    loss, terms = SegmentationCriterion(num_classes=2, aux_weight=0.0, se_weight=0.0)(out, target)
+    loss, terms = SegmentationCriterion(num_classes=2, aux_weight=0.0, se_weight=0.0)(logits, target, aux)
     assert loss.item() == pytest.approx(LN2) and set(terms) == {"main", "aux", "se", "loss"}
 
 
@@ -85,9 +83,9 @@ def test_bad_aux_outputs_and_options() -> None:
     target = torch.zeros(1, 2, 2, dtype=torch.long)
     crit = SegmentationCriterion(num_classes=2)
     with pytest.raises(DataError, match="'odd'"):
-        crit(SegmentationOutput(torch.zeros(1, 2, 2, 2), {"odd": torch.zeros(1, 2, 2)}), target)
+        crit(torch.zeros(1, 2, 2, 2), target, {"odd": torch.zeros(1, 2, 2)})
     with pytest.raises(DataError, match="classes"):
-        crit(SegmentationOutput(torch.zeros(1, 2, 2, 2), {"se": torch.zeros(1, 5)}), target)
+        crit(torch.zeros(1, 2, 2, 2), target, {"se": torch.zeros(1, 5)})
     with pytest.raises(InvalidOptionError, match="aux_weight"):
         SegmentationCriterion(num_classes=2, aux_weight=-1.0)
 
@@ -98,7 +96,8 @@ def test_criterion_on_encnet_output() -> None:
     model = create_model("encnet_resnet50", num_classes=4, aux_loss=True, deep_stem=False)
     target = torch.randint(0, 4, (2, 32, 32))
     target[0, :8] = 255
-    loss, terms = SegmentationCriterion(num_classes=4)(model(torch.randn(2, 3, 32, 32), return_aux=True), target)
+    out = model(torch.randn(2, 3, 32, 32), return_aux=True)
+    loss, terms = SegmentationCriterion(num_classes=4)(out.logits, target, out.aux)
     assert set(terms) == {"main", "aux", "se", "loss"}
     assert math.isfinite(loss.item())
     loss.backward()

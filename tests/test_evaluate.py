@@ -62,3 +62,20 @@ def test_evaluate_without_instances_has_no_iiou() -> None:
     del_attr = type("NoInst", (), {"__len__": ds.__len__, "__getitem__": lambda self, i: ds.item})()
     scores, _ = evaluate(_FixedLogits(), del_attr, 19, torch.device("cpu"), progress=False)
     assert "iiou" not in scores
+
+
+def test_one_loop_serves_every_recipe_with_shards_and_iiou() -> None:
+    """The CRF recipe goes through the same loop: sharded over ranks (each image counted once)
+    and with iIoU on datasets with instance ids."""
+    from semseg.inference import Predictor
+
+    ds, model = _InstanceDataset(), _FixedLogits()
+    crf = Predictor(model, crf=True, crf_options={"iterations": 2})
+    full, full_cm = evaluate(model, ds, 19, torch.device("cpu"), predictor=crf, progress=False)
+    assert "iiou" in full
+    shards = [
+        evaluate(model, ds, 19, torch.device("cpu"), predictor=crf, rank=r, world_size=2, progress=False)[1]
+        for r in range(2)
+    ]
+    assert torch.equal(shards[0].mat + shards[1].mat, full_cm.mat)
+    assert shards[0].mat.sum() == shards[1].mat.sum() == full_cm.mat.sum() // 2

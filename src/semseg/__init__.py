@@ -7,12 +7,26 @@ Quick tour::
     model = semseg.create_model("deeplabv3plus_mobilenetv2", num_classes=11)
     model = semseg.load_model("runs/my_run")          # a trained checkpoint, eval mode
     labels = semseg.predict(model, image_uint8_hwc)   # int64 (H, W)
+
+The names below are imported on first use, so ``import semseg.data`` (or ``semseg.metrics``)
+loads that layer alone, not the models and the training engine.
 """
 
-from semseg.api import load_model, predict
-from semseg.models import SegmentationModel, SegmentationOutput, create_model, list_models
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "SegmentationModel": "semseg.models",
+    "SegmentationOutput": "semseg.models",
+    "create_model": "semseg.models",
+    "list_models": "semseg.models",
+    "load_model": "semseg.api",
+    "predict": "semseg.api",
+}
 
 __all__ = [
     "SegmentationModel",
@@ -23,3 +37,13 @@ __all__ = [
     "load_model",
     "predict",
 ]
+
+if TYPE_CHECKING:
+    from semseg.api import load_model, predict
+    from semseg.models import SegmentationModel, SegmentationOutput, create_model, list_models
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'semseg' has no attribute {name!r}")

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semseg.precision import autocast
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -33,7 +35,7 @@ def time_model(
     warmup: int = 1,
     iters: int = 3,
     num_classes: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> dict[str, float]:
     """Measure ``train_ips`` and ``infer_ips`` (images/s) and ``peak_mem_mb`` (CUDA only here;
     use :func:`measure_in_subprocess` for CPU peak memory).
@@ -44,13 +46,12 @@ def time_model(
     dev = torch.device(device)
     model = model.to(dev)
     x = torch.randn(batch, 3, *size, device=dev)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     opt = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
     def step() -> None:
-        with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast(precision, dev):
             out = _logits(model(x))
         target = torch.randint(0, out.shape[1], (batch, *out.shape[-2:]), device=dev)
         loss = F.cross_entropy(out.float(), target)
@@ -59,7 +60,7 @@ def time_model(
         opt.step()
 
     def infer() -> None:
-        with torch.no_grad(), torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with torch.no_grad(), autocast(precision, dev):
             _logits(model(x))
 
     model.train()

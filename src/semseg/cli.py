@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
-from semseg.errors import ConfigError, SemsegError
+from semseg.constants import PRECISIONS
+from semseg.errors import SemsegError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +44,18 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scales", type=_floats, default=None, help="multi-scale factors, e.g. 0.5,0.75,1,1.25,1.5,1.75")
     g.add_argument("--flip", action="store_true", default=None, help="add horizontally flipped predictions")
     g.add_argument("--crf", action="store_true", default=None, help="refine with the dense CRF")
+    g.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast of the forward passes")
+
+
+def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, e.g. {example}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,27 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (default: the embedded CamVid sample, ~1 min on CPU)")
     p.add_argument("--config", help="a YAML preset (path, or a name in configs/)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. data.root=PATH",
-    )
+    _add_overrides(p, "data.root=PATH")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset split")
     p.add_argument("checkpoint", help="run folder or checkpoint folder")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the checkpoint's config, e.g. data.root=PATH",
-    )
+    _add_overrides(p, "data.root=PATH (the checkpoint's config is the base)")
     p.add_argument("--split", default=None, help="dataset split (default: the config's val split)")
     p.add_argument("--out", default=None, help="write metrics.json and per_class.txt here")
     p.add_argument("--no-progress", action="store_true")
@@ -93,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--num-classes", type=int, default=21)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default auto)")
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
 
@@ -118,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0, 1 for ``data check`` findings, 2 for a
+    user error, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -141,21 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "weights": commands.cmd_weights,
         "data": commands.cmd_data,
     }
-    if args.command not in handlers:
-        raise ConfigError(f"unknown command {args.command!r}")
-    return handlers[args.command](args)
-
-
-def resolve_config_path(name: str) -> Path:
-    """A path, or a preset name looked up in ./configs/."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    candidate = Path("configs") / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if candidate.is_file():
-        return candidate
-    presets = sorted(p.stem for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
-    raise ConfigError(f"config {name!r} not found; presets in ./configs: {', '.join(presets) or 'none'}")
+    return handlers[args.command](args)  # argparse has refused any other command
 
 
 if __name__ == "__main__":

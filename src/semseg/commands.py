@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from PIL import Image
 
+from semseg.engine.files import save_png_atomic, write_atomic
 from semseg.errors import ConfigError, DataError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from semseg.cli import resolve_config_path
-    from semseg.config import Config, apply_overrides, load_config
+    """``semseg train``: a new run from a preset and overrides, or ``--resume RUN``."""
+    from semseg.config import Config, apply_overrides, load_config, resolve_config_path
     from semseg.engine.trainer import train
 
     if args.resume:
@@ -32,108 +33,85 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+INFERENCE_KEYS = ("mode", "crop", "stride", "scales", "flip", "crf", "precision")
+
+
 def inference_options(args: argparse.Namespace, defaults: Any = None) -> dict[str, Any]:
-    """Inference settings from CLI flags, falling back to a config's ``eval`` section."""
-    opts: dict[str, Any] = {
-        "mode": getattr(defaults, "mode", "whole"),
-        "crop": getattr(defaults, "crop", None),
-        "stride": getattr(defaults, "stride", None),
-        "scales": list(getattr(defaults, "scales", [1.0])),
-        "flip": getattr(defaults, "flip", False),
-    }
-    for key in ("mode", "crop", "stride", "scales", "flip"):
+    """The :class:`~semseg.inference.Predictor` recipe from CLI flags, falling back to a
+    config's ``eval`` section (then to the predictor's own defaults)."""
+    opts: dict[str, Any] = {key: getattr(defaults, key) for key in INFERENCE_KEYS if hasattr(defaults, key)}
+    for key in INFERENCE_KEYS:
         value = getattr(args, key, None)
         if value is not None:
             opts[key] = value
-    if opts["mode"] == "slide" and not opts["crop"]:
+    if opts.get("mode") == "slide" and not opts.get("crop"):
         raise ConfigError("--mode slide needs --crop H,W (and optionally --stride H,W)")
     return opts
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from semseg.api import load_model
-    from semseg.config import apply_overrides, from_dict
-    from semseg.data.build import build_dataset
-    from semseg.engine.checkpoint import find_checkpoint, read_meta
+    """``semseg eval RUN``: scores of a checkpoint on a split, with any inference recipe."""
+    from semseg.config import apply_overrides, saved_config
+    from semseg.data import build_dataset
+    from semseg.engine.checkpoint import find_checkpoint, load_checkpoint_model, read_meta
     from semseg.engine.evaluate import evaluate
+    from semseg.inference import Predictor
     from semseg.metrics import format_table
 
     folder = find_checkpoint(args.checkpoint)
-    cfg = from_dict(read_meta(folder)["config"])
+    cfg = saved_config(read_meta(folder)["config"])
     apply_overrides(cfg, args.overrides)
     device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
-    model = load_model(folder, device=str(device))
+    model = load_checkpoint_model(folder).to(device).eval()
     dataset = build_dataset(cfg.data.dataset, cfg.data.root, args.split or cfg.data.val_split, classes=cfg.data.classes)
     opts = inference_options(args, cfg.eval)
-    crf = bool(args.crf if args.crf is not None else cfg.eval.crf)
-    if crf:
-        from semseg.inference.evaluate_crf import evaluate_with_crf
-
-        scores = evaluate_with_crf(
-            model,
-            dataset,
-            len(model.class_names),
-            device,
-            opts,
-            progress=not args.no_progress,
-            max_images=cfg.data.max_val_images,
-        )
-    else:
-        scores, _ = evaluate(
-            model,
-            dataset,
-            len(model.class_names),
-            device,
-            inference_options=opts,
-            max_images=cfg.data.max_val_images,
-            progress=not args.no_progress,
-        )
+    scores, _ = evaluate(
+        model,
+        dataset,
+        model.num_classes,
+        device,
+        predictor=Predictor(model, **opts),
+        max_images=cfg.data.max_val_images,
+        progress=not args.no_progress,
+    )
     table = format_table(scores, model.class_names)
     print(table)
     n = len(dataset) if cfg.data.max_val_images is None else min(len(dataset), cfg.data.max_val_images)
     if "iiou" in scores:
         print(f"iIoU {100 * scores['iiou']:.2f}%  (Cityscapes instance-weighted)")
-    print(f"mIoU {100 * scores['miou']:.2f}%  ({n} images, {opts}{', crf' if crf else ''})")
+    print(f"mIoU {100 * scores['miou']:.2f}%  ({n} images, {opts})")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps({**scores, "inference": opts, "crf": crf}, indent=2))
-        (out / "per_class.txt").write_text(table + "\n")
+        write_atomic(out / "metrics.json", json.dumps({**scores, "inference": opts}, indent=2))
+        write_atomic(out / "per_class.txt", table + "\n")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from semseg.api import load_model, predict
+    """``semseg predict IMAGES --model M``: a label PNG and a colour overlay per image."""
+    from semseg.api import load_model
     from semseg.data.io import read_image
+    from semseg.inference import Predictor
     from semseg.viz import overlay
 
     model = load_model(args.model)
-    opts = inference_options(args)
+    predictor = Predictor(model, **inference_options(args))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path in map(Path, args.images):
         image = read_image(path)
-        if args.crf:
-            from semseg.inference.evaluate_crf import predict_with_crf
-
-            labels = predict_with_crf(model, image, opts)
-        else:
-            labels = predict(model, image, **opts)
-        label_img = labels.to(torch.uint8).numpy() if len(model.class_names) <= 256 else labels.numpy()
-        _save_png(Image.fromarray(label_img), out / f"{path.stem}_labels.png")
+        labels = predictor(image).cpu()
+        label_img = labels.to(torch.uint8).numpy() if model.num_classes <= 256 else labels.numpy()
+        save_png_atomic(Image.fromarray(label_img), out / f"{path.stem}_labels.png")
         rgb = image.permute(1, 2, 0).numpy()
-        _save_png(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
+        save_png_atomic(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
         print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
     return 0
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    image.save(tmp)
-    tmp.replace(path)
-
-
 def cmd_list_models(args: argparse.Namespace) -> int:
+    """``semseg list-models [PATTERN]``."""
     from semseg.models.registry import list_models
 
     for name in list_models(args.pattern):
@@ -142,6 +120,7 @@ def cmd_list_models(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``semseg bench --model NAME``: train-step and inference throughput, peak memory."""
     from semseg.bench import format_rows, measure_in_subprocess
     from semseg.models.registry import create_model, list_models
 
@@ -172,6 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    """``semseg weights import FILE`` / ``semseg weights list``."""
     from semseg.models.backbones.weights import IMAGENET_FILES, find_imagenet_file, import_weights
 
     if args.weights_command == "import":

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from semseg.constants import PRECISIONS
 from semseg.errors import ConfigError, allowed
 
 
@@ -24,11 +25,12 @@ class ModelConfig:
     name: str = "deeplabv3plus_mobilenetv2"
     num_classes: int | None = None  # None: taken from the dataset
     options: dict[str, Any] = field(default_factory=lambda: {"backbone_weights": "imagenet"})  # create_model kwargs
+    channels_last: bool | None = None  # NHWC layout; None: the model's default (see create_model); saved with the run
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "sample"  # sample | camvid | folder (and the datasets in semseg.data.registry)
+    dataset: str = "sample"  # sample | camvid | voc | ade20k | cityscapes | folder
     root: str | None = None  # None: the embedded sample
     train_split: str = "train"
     val_split: str = "val"
@@ -56,8 +58,7 @@ class TrainConfig:
     class_weights: str | list[float] | None = None  # None | median_frequency | [w0, w1, ...]
     aux_weight: float = 0.4
     se_weight: float = 0.2
-    precision: str = "auto"  # auto (bf16 where the hardware has it, else fp32) | fp32 | bf16 | fp16 (CUDA)
-    channels_last: bool | None = None  # NHWC layout; None: the model's default (see create_model)
+    precision: str = "auto"  # semseg.precision: auto (bf16 where the hardware has it, else fp32) | fp32 | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     log_every: int = 10
@@ -74,6 +75,8 @@ class EvalConfig:
     scales: list[float] = field(default_factory=lambda: [1.0])
     flip: bool = False
     crf: bool = False
+    # fp32 by default: scores are reported at full precision (bf16 logits can flip a pixel's argmax).
+    precision: str = "fp32"
 
 
 @dataclass
@@ -99,14 +102,19 @@ class Config:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adamw", "sgd"),
-    "train.precision": ("auto", "fp32", "bf16", "fp16"),
+    "train.precision": PRECISIONS,
+    "eval.precision": PRECISIONS,
     "eval.mode": ("whole", "slide"),
 }
+
+# Keys that moved, so an old preset or run gets a pointer instead of a bare "unknown key".
+MOVED_KEYS = {"train.channels_last": "model.channels_last", "model.options.channels_last": "model.channels_last"}
 
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from nested dicts, rejecting unknown keys and wrong types."""
     cfg = Config()
+    _refuse_moved_keys(data or {})
     for section, values in (data or {}).items():
         if section not in _fields(Config):
             raise ConfigError(f"unknown config section {section!r}; allowed: {allowed(_fields(Config))}")
@@ -140,15 +148,52 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        key = key.strip()
+        if key in MOVED_KEYS:
+            raise ConfigError(f"config key {key!r} is now {MOVED_KEYS[key]!r}")
         if key.startswith("model.options."):
             cfg.model.options[key.split(".", 2)[2]] = value
             continue
-        set_value(cfg, key.strip(), value)
+        set_value(cfg, key, value)
     validate(cfg)
     return cfg
 
 
+def saved_config(data: dict[str, Any]) -> Config:
+    """The config a run folder or checkpoint saved, brought up to date: runs made before
+    ``train.channels_last`` became ``model.channels_last`` are read with the key moved."""
+    data = {section: dict(values) if isinstance(values, dict) else values for section, values in data.items()}
+    train, model = data.get("train"), data.setdefault("model", {})
+    if isinstance(train, dict) and "channels_last" in train and isinstance(model, dict):
+        layout = train.pop("channels_last")
+        model.setdefault("channels_last", layout)
+    return from_dict(data)
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path, or a preset name looked up in ``./configs/``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = Path("configs") / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if candidate.is_file():
+        return candidate
+    presets = sorted(p.stem for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
+    raise ConfigError(f"config {name!r} not found; presets in ./configs: {', '.join(presets) or 'none'}")
+
+
+def _refuse_moved_keys(data: dict[str, Any]) -> None:
+    for moved, new in MOVED_KEYS.items():
+        section, *rest = moved.split(".")
+        values: Any = data.get(section)
+        for part in rest[:-1]:
+            values = values.get(part) if isinstance(values, dict) else None
+        if isinstance(values, dict) and rest[-1] in values:
+            raise ConfigError(f"config key {moved!r} is now {new!r}")
+
+
 def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set ``section.key`` to ``value``, checked against the field's type annotation."""
     parts = key.split(".")
     if len(parts) != 2:
         raise ConfigError(f"config key {key!r} must be section.key, e.g. data.root")

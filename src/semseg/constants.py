@@ -11,3 +11,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """RGB standard deviation (0-1 scale) of ImageNet."""
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""The numeric precisions of training, evaluation and ``semseg bench`` (see :mod:`semseg.precision`)."""

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from semseg.constants import IGNORE_INDEX
+
 
 def colorize(
-    labels: torch.Tensor | np.ndarray, palette: Sequence[tuple[int, int, int]], ignore_index: int = 255
+    labels: torch.Tensor | np.ndarray, palette: Sequence[tuple[int, int, int]], ignore_index: int = IGNORE_INDEX
 ) -> np.ndarray:
     """``(H, W)`` label ids -> ``(H, W, 3)`` uint8 colours; ignored pixels are black."""
     lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)

@@ -25,16 +25,14 @@ def setup(device: str) -> tuple[int, int, torch.device]:
     return rank, world, dev
 
 
-def is_main() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
 def barrier() -> None:
+    """Wait for every process (no-op in a single process)."""
     if dist.is_initialized():
         dist.barrier()
 
 
 def cleanup() -> None:
+    """Close the process group torchrun's run opened."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from semseg.config import Config
+from semseg.constants import IGNORE_INDEX
+from semseg.data.statistics import class_statistics, median_frequency_weights
 from semseg.errors import ConfigError
-from semseg.losses import class_statistics, median_frequency_weights
 from semseg.losses.criterion import SegmentationCriterion
 
 
-def resolve_class_weights(cfg: Config, train_set: Any, num_classes: int) -> Tensor | None:
+def resolve_class_weights(cfg: Config, train_set: Dataset, num_classes: int) -> Tensor | None:
     """``None``, an explicit list, or median-frequency weights counted on the training masks."""
     spec = cfg.train.class_weights
     if spec is None:
@@ -27,17 +29,16 @@ def resolve_class_weights(cfg: Config, train_set: Any, num_classes: int) -> Tens
     return median_frequency_weights(class_pixels, image_pixels)
 
 
-def _train_masks(train_set: Any):  # type: ignore[no-untyped-def]
-    """Masks of the training set, untransformed: from the cache when it has one."""
+def _train_masks(train_set: Dataset) -> Iterator[Tensor]:
+    """Masks ``int64 (H, W)`` of the training set, untransformed: from the cache when it has one."""
     items = getattr(train_set, "items", None)
     if items is not None:
         return (mask.long() for _, mask in items)
-    dataset = train_set.dataset
-    return (dataset.load_pair(i)[1] for i in range(len(dataset)))
+    return (train_set.load_pair(i)[1] for i in range(len(train_set)))  # type: ignore[attr-defined, arg-type]
 
 
-def build_criterion(cfg: Config, train_set: Any, num_classes: int, device: torch.device) -> SegmentationCriterion:
+def build_criterion(cfg: Config, train_set: Dataset, num_classes: int, device: torch.device) -> SegmentationCriterion:
     """Main + ``aux_weight`` x dense aux + ``se_weight`` x SE terms, with the configured class weights."""
     weight = resolve_class_weights(cfg, train_set, num_classes)
-    criterion = SegmentationCriterion(num_classes, 255, weight, cfg.train.aux_weight, cfg.train.se_weight)
+    criterion = SegmentationCriterion(num_classes, IGNORE_INDEX, weight, cfg.train.aux_weight, cfg.train.se_weight)
     return criterion.to(device)

@@ -10,23 +10,26 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch import nn
+from torch.utils.data import Dataset
 
-from semseg.data.transforms import normalize_batch
-from semseg.engine.checkpoint import unwrap
+from semseg.engine.files import save_png_atomic, write_atomic
+from semseg.inference import Predictor
 from semseg.metrics import format_table
+from semseg.models import SegmentationModel
 from semseg.viz import colorize, overlay, side_by_side
 
 
 def write_eval_report(
     run_dir: Path,
-    model: nn.Module,
+    model: SegmentationModel,
     scores: dict[str, Any],
-    val_set: Any,
+    val_set: Dataset,
     device: torch.device,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    model = unwrap(model)
+    """Write the scores (summary, per class, plus ``extra``) and the overlay panel of
+    ``val_set[0]`` into ``run_dir``, each file atomically. ``model`` carries the class names and
+    palette (:meth:`SegmentationModel.set_metadata`)."""
     names = model.class_names
     per_class = {
         name: {
@@ -38,25 +41,17 @@ def write_eval_report(
     }
     summary = {k: _clean(v) for k, v in scores.items() if not isinstance(v, list)}
     payload = {**summary, "per_class": per_class, **(extra or {})}
-    _atomic_write(run_dir / "metrics.json", json.dumps(payload, indent=2))
-    _atomic_write(run_dir / "per_class.txt", format_table(scores, names) + "\n")
+    write_atomic(run_dir / "metrics.json", json.dumps(payload, indent=2))
+    write_atomic(run_dir / "per_class.txt", format_table(scores, names) + "\n")
     image, mask = val_set[0]
-    with torch.no_grad():
-        model.eval()
-        logits = model(normalize_batch(image[None].to(device), model.mean, model.std))
-    pred = logits.argmax(1)[0].cpu()
+    was_training = model.training
+    model.eval()
+    pred = Predictor(model)(image).cpu()
+    model.train(was_training)
     rgb = image.permute(1, 2, 0).numpy()
     panel = side_by_side(rgb, colorize(mask, model.palette), overlay(rgb, pred, model.palette))
-    tmp = run_dir / "overlay.tmp.png"
-    Image.fromarray(panel).save(tmp)
-    tmp.replace(run_dir / "overlay.png")
+    save_png_atomic(Image.fromarray(panel), run_dir / "overlay.png")
 
 
 def _clean(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

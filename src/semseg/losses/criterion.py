@@ -14,16 +14,18 @@ Every term is reported by name for logging, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError, InvalidOptionError
 from semseg.losses.functional import cross_entropy
-from semseg.models.segmentor import SegmentationOutput
 
 
-def se_target(mask: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+def se_target(mask: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> Tensor:
     """Class-presence vectors of a batch of masks: ``out[n, c] = 1`` iff class ``c`` occurs in
     ``mask[n]`` (pixels equal to ``ignore_index`` are not counted).
 
@@ -61,14 +63,15 @@ class SegmentationCriterion(nn.Module):
         se_weight: weight of each SE term (0.2, EncNet).
 
     Shape:
-        ``output``: logits ``(N, C, H, W)`` or a :class:`SegmentationOutput`; ``target``:
-        ``(N, H, W)`` int64 -> ``(scalar loss, {"main", <aux names>..., "loss"} floats)``.
+        ``logits``: ``(N, C, H, W)``; ``target``: ``(N, H, W)`` int64; ``aux``: named extra outputs
+        (a model's ``SegmentationOutput.aux``), each ``(N, C, H, W)`` or ``(N, C)``
+        -> ``(scalar loss, {"main", <aux names>..., "loss"} floats)``.
     """
 
     def __init__(
         self,
         num_classes: int,
-        ignore_index: int = 255,
+        ignore_index: int = IGNORE_INDEX,
         class_weights: Tensor | None = None,
         aux_weight: float = 0.4,
         se_weight: float = 0.2,
@@ -85,11 +88,10 @@ class SegmentationCriterion(nn.Module):
         # A buffer so that criterion.to(device) moves the weights along.
         self.register_buffer("class_weights", None if class_weights is None else class_weights.float())
 
-    def forward(self, output: SegmentationOutput | Tensor, target: Tensor) -> tuple[Tensor, dict[str, float]]:
-        if isinstance(output, SegmentationOutput):
-            logits, aux = output.logits, output.aux
-        else:
-            logits, aux = output, {}
+    def forward(
+        self, logits: Tensor, target: Tensor, aux: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
+        aux = aux or {}
         main = self._pixel_loss(logits, target)
         total = main
         terms = {"main": float(main.detach())}

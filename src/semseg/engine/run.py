@@ -1,0 +1,190 @@
+"""Building a training run: everything :func:`semseg.engine.trainer.train` iterates over, made
+once from a config (or from a run folder to resume), in one :class:`Run` another launcher can
+drive with :func:`~semseg.engine.step.train_step` and the periodic functions of
+:mod:`semseg.engine.periodic`.
+
+Runs on CPU, one GPU, or many through ``torchrun`` (DDP; the environment decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from semseg.config import Config, saved_config
+from semseg.data import SegmentationDataset, build_dataset
+from semseg.data.cache import CachedDataset, collate_pairs
+from semseg.data.transforms import train_transform
+from semseg.engine import distributed as dist_utils
+from semseg.engine.checkpoint import find_checkpoint, load_state, load_weights, read_meta
+from semseg.engine.files import write_atomic
+from semseg.engine.loss import build_criterion
+from semseg.engine.optim import build_optimizer
+from semseg.engine.state import Clock, restore_rng, seed_everything
+from semseg.errors import ConfigError
+from semseg.losses.criterion import SegmentationCriterion
+from semseg.models import SegmentationModel, create_model
+from semseg.models.registry import default_channels_last
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass
+class Run:
+    """One training run, ready to step.
+
+    Attributes:
+        model: the bare model (checkpoints and evaluation use it); ``net`` is what trains: the
+            model itself, or its DDP wrapper in a distributed run.
+        train_set, val_set: the loader's dataset (augmented crops) and the full-size val split.
+        batches: endless ``(uint8 (N, 3, h, w), int64 (N, h, w))`` batches, epoch after epoch.
+        start_iteration: 0, or where the resumed checkpoint stopped.
+        channels_last: the memory layout the model was built in (saved with every checkpoint).
+    """
+
+    cfg: Config
+    run_dir: Path
+    rank: int
+    world: int
+    device: torch.device
+    model: SegmentationModel
+    net: nn.Module
+    channels_last: bool
+    train_set: Dataset
+    val_set: Dataset
+    criterion: SegmentationCriterion
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    batches: Iterator[Batch]
+    start_iteration: int
+    clock: Clock
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run folder (rank 0)."""
+        return self.rank == 0
+
+
+def build_run(cfg: Config, resume: str | Path | None = None) -> Run:
+    """Datasets, model, criterion, optimiser, loader and, with ``resume``, the saved state.
+
+    With ``resume`` (a run folder or checkpoint), ``cfg`` is ignored: the run continues with the
+    config it saved, its weights, optimiser moments, iteration, clock and random generators.
+    The order of the steps below is the order the random generators are consumed in, so a
+    seed reproduces a run.
+    """
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        ckpt = find_checkpoint(resume)
+        cfg = saved_config(read_meta(ckpt)["config"])
+        state = load_state(ckpt)
+        run_dir = ckpt.parent.parent
+    else:
+        run_dir = Path(cfg.output.dir) / (cfg.output.name or _default_run_name(cfg))
+    tc = cfg.train
+    rank, world, device = dist_utils.setup(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed + rank)
+
+    train_data, train_set, val_set = build_datasets(cfg)
+    model, channels_last = build_model(cfg, train_data, pretrained=state is None)
+    if state is not None:
+        load_weights(ckpt, model)
+    model.to(device)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+    criterion = build_criterion(cfg, train_set, model.num_classes, device)
+    optimizer = build_optimizer(model, tc)
+    start, clock = 0, Clock()
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["iteration"])
+        if start >= tc.iterations:
+            raise ConfigError(f"{run_dir} already finished its {tc.iterations} iterations; nothing to resume")
+        clock = Clock(float(state["wall"]), float(state["cpu"]))
+        restore_rng(state)
+
+    batches = endless_batches(train_set, cfg, rank, world, device, start)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    scaler = torch.amp.GradScaler(enabled=tc.precision == "fp16")
+    return Run(
+        cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
+        criterion, optimizer, scaler, batches, start, clock,
+    )  # fmt: skip
+
+
+def build_datasets(cfg: Config) -> tuple[SegmentationDataset, Dataset, Dataset]:
+    """``(train split, the loader's augmented train set, val split)``; with ``data.cache`` both
+    splits are decoded once and held in memory."""
+    d = cfg.data
+    transform = train_transform(tuple(d.crop_size), tuple(d.scale_range), d.flip, d.jitter)  # type: ignore[arg-type]
+    train_data = build_dataset(d.dataset, d.root, d.train_split, classes=d.classes)
+    val_data = build_dataset(d.dataset, d.root, d.val_split, classes=d.classes)
+    if d.cache:
+        return train_data, CachedDataset(train_data, transform), CachedDataset(val_data)
+    train_data.transform = transform
+    return train_data, train_data, val_data
+
+
+def build_model(
+    cfg: Config, train_data: SegmentationDataset, pretrained: bool = True
+) -> tuple[SegmentationModel, bool]:
+    """The configured model with the dataset's classes and palette, and its memory layout.
+
+    ``pretrained=False`` skips the backbone weights (a resumed run loads every weight from its
+    checkpoint anyway).
+    """
+    num_classes = cfg.model.num_classes or train_data.num_classes
+    if num_classes != train_data.num_classes:
+        raise ConfigError(f"model.num_classes={num_classes} but the dataset has {train_data.num_classes} classes")
+    options = dict(cfg.model.options)
+    if not pretrained:
+        options.pop("backbone_weights", None)
+    channels_last = cfg.model.channels_last
+    if channels_last is None:
+        channels_last = default_channels_last(cfg.model.name)
+    model = create_model(cfg.model.name, num_classes=num_classes, channels_last=channels_last, **options)
+    model.set_metadata(train_data.classes, train_data.palette)
+    return model, channels_last
+
+
+def endless_batches(
+    train_set: Dataset, cfg: Config, rank: int, world: int, device: torch.device, start_iteration: int
+) -> Iterator[Batch]:
+    """Shuffled training batches forever, one epoch after another; a resumed run starts at the
+    epoch its iteration falls in (DDP: each rank reads its own shard of every epoch)."""
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.train.seed) if world > 1 else None
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.data.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=cfg.data.workers,
+        collate_fn=collate_pairs,
+        drop_last=len(train_set) >= cfg.data.batch_size * world,  # type: ignore[arg-type]
+        persistent_workers=cfg.data.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+    epoch = start_iteration // max(1, len(loader))
+    while True:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _default_run_name(cfg: Config) -> str:
+    return f"{cfg.model.name}_{cfg.data.dataset}_{datetime.now():%Y%m%d-%H%M%S}"
