@@ -42,7 +42,7 @@ ALLOWED: dict[str, set[str]] = {
         "api",
         "viz",
         "bench",
-    },  # fmt: skip
+    },
     "cli": {"constants", "errors", "commands"},
     "__init__": {"api", "models"},  # lazily, on first attribute access
     "__main__": {"cli"},
