@@ -26,12 +26,6 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel, SegmentationOutput, _resize
 from semseg.models.zoo.common import WeightsArg
 
-# name: (num_classes, published millions of parameters, source / note)
-PUBLISHED_PARAMS = {
-    "deeplabv1_vgg16": (21, 20.5, "DeepLab v1 paper Table 2 (DeepLab-CRF-LargeFOV, kernel 3x3, rate 12)"),
-    "deeplabv2_resnet101": (21, 44.0, "DeepLab v2 ResNet-101 + ASPP-L (42.5M backbone + 4 x 3x3 2048->21 classifiers)"),
-}
-
 
 class DeepLabV1(SegmentationModel):
     """VGG-16 LargeFOV with optional MSc branches, which read the input image as well as the

@@ -8,9 +8,6 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg, dilated_model
 
-# No entry: the paper reports MACs and mIoU; no parameter count we could check offline.
-PUBLISHED_PARAMS: dict[str, tuple[int, float, str]] = {}
-
 
 def _efficientfcn(
     depth: int, num_classes: int, num_codes: int, aux_loss: bool, backbone_weights: WeightsArg

@@ -28,11 +28,6 @@ UPSAMPLES = ("unpool", "deconv", "bilinear")
 ENCODER = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 DECODER = ((512, 512, 512), (512, 512, 256), (256, 256, 128), (128, 64), (64,))  # deepest stage first
 
-# name: (num_classes, published millions of parameters, source / note)
-PUBLISHED_PARAMS = {
-    "encdec_vgg16": (12, 29.46, "SegNet as counted in the ENet paper (Paszke et al. 2016, Table 3)"),
-}
-
 
 def _conv_bn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
     return [nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]

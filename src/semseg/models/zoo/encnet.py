@@ -15,16 +15,6 @@ from semseg.models.segmentor import SegmentationModel, SegmentationOutput, _resi
 from semseg.models.zoo.common import WeightsArg
 from semseg.models.zoo.pspnet import check_stem
 
-PUBLISHED_PARAMS = {
-    "encnet_resnet101": (
-        19,
-        54.9,
-        "EncNet ResNet-101 built with aux_loss=True (FCN aux on stage 3) and the SE branch (PyTorch-Encoding "
-        "model zoo); our deep stem is 32-32-64 wide (the original 64-64-128), about 0.1M fewer",
-        {"aux_loss": True},
-    ),
-}
-
 
 class EncNetModel(SegmentationModel):
     """:class:`SegmentationModel` whose head also yields the SE logits, added to ``aux["se"]``.

@@ -21,14 +21,6 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel, SegmentationOutput
 from semseg.models.zoo.common import WeightsArg
 
-# name: (num_classes, published millions of parameters, source / note)
-PUBLISHED_PARAMS = {
-    "fcn32s_vgg16": (21, 134.0, "FCN paper Table 1 (FCN-VGG16); the fixed final upsampling is not a parameter"),
-    "fcn16s_vgg16": (21, 134.0, "FCN paper: skips add ~0.02M to FCN-VGG16's 134M"),
-    "fcn8s_vgg16": (21, 134.0, "FCN paper: skips add ~0.03M to FCN-VGG16's 134M"),
-    "fcn32s_alexnet": (21, 57.0, "FCN paper Table 1 (FCN-AlexNet, Caffe reference AlexNet)"),
-}
-
 
 class FCN(SegmentationModel):
     """Backbone -> :class:`FCNSkipHead`, which upsamples and crops to the input itself.

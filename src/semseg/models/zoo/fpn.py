@@ -10,13 +10,6 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg
 
-# name: (num_classes, published millions of parameters, source / note). The paper gives no
-# parameter count for its semantic-segmentation-only model, so there is nothing to compare.
-PUBLISHED_PARAMS: dict[str, tuple[int, float | None, str]] = {
-    "fpn_resnet50": (19, None, "no count published in the paper"),
-    "fpn_resnet101": (19, None, "no count published in the paper"),
-}
-
 
 def _fpn(depth: int, num_classes: int, backbone_weights: WeightsArg) -> SegmentationModel:
     backbone = build_backbone(f"resnet{depth}", output_stride=32, weights=backbone_weights)

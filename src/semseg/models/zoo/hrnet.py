@@ -9,10 +9,6 @@ from semseg.models.heads.hrnet import HRNetV2Head
 from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel
 
-PUBLISHED_PARAMS = {
-    "hrnetv2_w48": (19, 65.8, "HRNetV2-W48 on Cityscapes, official HRNet-Semantic-Segmentation README"),
-}
-
 
 def hrnetv2(width: int, num_classes: int) -> SegmentationModel:
     """HRNetV2-W``width`` (18, 32 or 48; others raise :class:`~semseg.errors.InvalidOptionError`)."""

@@ -18,8 +18,6 @@ from semseg.models.layers import ConvBNReLU
 from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel
 
-PUBLISHED_PARAMS: dict[str, tuple[int, float, str]] = {}
-
 
 class NaiveConvStack(nn.Module):
     """``depth`` 3x3 conv-BN-ReLU layers of ``width`` channels, stride 1 throughout.

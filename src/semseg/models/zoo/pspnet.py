@@ -12,16 +12,6 @@ from semseg.models.registry import register_variants
 from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg, dilated_model
 
-# name: (num_classes, published millions of parameters, source / note)
-PUBLISHED_PARAMS = {
-    "pspnet_resnet101": (
-        19,
-        65.6,
-        "PSPNet ResNet-101 (Cityscapes) without the aux head; 68.0M with aux_loss=True. Our deep stem is "
-        "32-32-64 wide (the original 64-64-128), about 0.1M fewer",
-    ),
-}
-
 
 def check_stem(model: str, deep_stem: bool, backbone_weights: WeightsArg) -> None:
     """torchvision's ImageNet ResNet files have the 7x7 stem; a deep stem cannot take them."""

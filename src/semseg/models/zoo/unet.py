@@ -20,17 +20,6 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import IMAGENET_MEAN, IMAGENET_STD, SegmentationModel, SegmentationOutput
 from semseg.models.zoo.common import WeightsArg
 
-# name: (num_classes, published millions of parameters, source / note, create_model options)
-PUBLISHED_PARAMS = {
-    "unet": (
-        2,
-        31.0,
-        "the network of the U-Net paper's Fig. 1 with a grey-scale input; the paper states no count, 31.0M is "
-        "the count usually quoted for it",
-        {"in_channels": 1},
-    ),
-}
-
 
 def valid_tile(size: int, depth: int) -> tuple[int, int]:
     """``(input, output)`` sizes of the smallest valid-padding tile whose output covers ``size``.
