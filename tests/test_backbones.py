@@ -10,8 +10,10 @@ import torchvision
 
 from semseg.errors import CheckpointError, InvalidOptionError
 from semseg.models.backbones import build_backbone
+from semseg.models.backbones.alexnet import CaffeAlexNet
 from semseg.models.backbones.mobilenetv2 import MobileNetV2
 from semseg.models.backbones.resnet import ResNet
+from semseg.models.backbones.vgg import VGG16
 from semseg.models.backbones.weights import find_imagenet_file, load_backbone_weights
 
 
@@ -61,6 +63,26 @@ def test_mobilenetv2_strides(output_stride: int) -> None:
     assert [f.shape[1] for f in feats] == list(net.out_channels)
     assert [64 // s for s in net.strides] == [f.shape[-1] for f in feats]
     assert max(net.strides) == output_stride
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda **kw: VGG16("deeplab", **kw), lambda **kw: VGG16("fcn", "paper", **kw), CaffeAlexNet]
+)
+def test_with_input_returns_the_image_first(factory) -> None:  # type: ignore[no-untyped-def]
+    """``with_input=True`` prepends the input itself (3 channels, stride 1, identity coordinate
+    map) for the heads that read it; the other features are untouched. Run on ``meta`` (shapes only)."""
+    with torch.device("meta"):
+        plain, net = factory(), factory(with_input=True)
+        x = torch.empty(1, 3, 45, 37)
+        feats, ref = net(x), plain(x)
+    assert feats[0] is x and [f.shape for f in feats[1:]] == [f.shape for f in ref]
+    assert len(feats) == len(net.out_channels) == len(net.strides) == len(net.coords)
+    assert (net.out_channels, net.strides, net.coords) == (
+        (3, *plain.out_channels),
+        (1, *plain.strides),
+        ((1.0, 0.0), *plain.coords),
+    )
+    assert net.state_dict().keys() == plain.state_dict().keys()
 
 
 def _save_named(state: dict, tmp_path, stem: str):  # type: ignore[no-untyped-def]

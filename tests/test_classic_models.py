@@ -19,6 +19,7 @@ from semseg.errors import InvalidOptionError
 from semseg.models.backbones import build_backbone
 from semseg.models.backbones.vgg import VGG16
 from semseg.models.coords import bilinear_kernel, through_all
+from semseg.models.heads.deeplab_v1v2 import LargeFOVHead
 from semseg.models.heads.fcn_skip import FCNSkipHead
 from semseg.models.heads.fpn import SemanticFPNHead
 from semseg.models.heads.unet import UNetDecoder
@@ -105,7 +106,7 @@ def test_fcn_crop_offsets_are_caffes(name: str, skip_offsets: list[int], final_o
 def test_fcn_upsampling_is_bilinear_learned_2x_and_fixed_final() -> None:
     with torch.device("meta"):
         model = create_model("fcn8s_vgg16", num_classes=4)
-    assert model.head.skip_index == [3, 2]  # pool4, pool3
+    assert model.head.skip_index == [4, 3]  # pool4, pool3 (feature 0 is the input image)
     assert [up.kernel_size for up in model.head.ups] == [(4, 4), (4, 4)]
     assert all(up.stride == (2, 2) and up.weight.requires_grad for up in model.head.ups)
     # The final x8 upsampling is a buffer (fixed, not in the state dict), as the paper fixes it.
@@ -134,6 +135,16 @@ def test_fcn8s_any_size_returns_input_size(padding: str) -> None:
 
 def test_encdec_unpooling_uses_indices() -> None:
     model = create_model("encdec_vgg16", num_classes=3).eval()
+    x = torch.randn(1, 3, 45, 37)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        assert model(x).shape == (1, 3, 45, 37)  # odd sizes: each unpooling restores its pool's input size
+    # The decoder's features: the input, the five pools' indices, the last pooled map.
+    assert feats[0] is x and len(feats) == len(model.backbone.out_channels) == len(model.backbone.strides) == 7
+    assert [f.dtype for f in feats[1:6]] == [torch.int64] * 5 and feats[-1].dtype == torch.float32
+    assert [tuple(f.shape[1:]) for f in feats[1:]] == [
+        (64, 22, 18), (128, 11, 9), (256, 5, 4), (512, 2, 2), (512, 1, 1), (512, 1, 1)
+    ]  # fmt: skip
     stage = model.head.stages[0]
     seen: list[torch.Tensor] = []
     stage.convs.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
@@ -239,12 +250,24 @@ def test_deeplabv1_largefov_layers() -> None:
     fc6 = model.backbone.fc6
     assert fc6.kernel_size == (3, 3) and fc6.dilation == (12, 12) and fc6.out_channels == 1024
     assert model.backbone.fc7.out_channels == 1024 and model.backbone.strides[-1] == 8
-    assert [b[0].stride for b in model.msc.branches] == [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
-    assert [b[0].out_channels for b in model.msc.branches] == [128] * 5
+    assert [b[0].stride for b in model.head.msc.branches] == [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
+    assert [b[0].out_channels for b in model.head.msc.branches] == [128] * 5
+    assert [b[0].in_channels for b in model.head.msc.branches] == [3, 64, 128, 256, 512]
     with torch.no_grad():
         x = torch.randn(1, 3, 65, 81)  # Caffe's rounded-up pools: 8k + 1 pixels give k + 1 (513 -> 65)
         assert model.head(model.backbone(x)).shape[-2:] == (9, 11)
         assert model(x).shape == (1, 21, 65, 81)
+
+
+def test_deeplabv1_msc_checkpoints_with_the_old_keys_load() -> None:
+    # The MSc branches were a module of the model ("msc.*") before they moved into the head.
+    model = create_model("deeplabv1_vgg16", num_classes=3, msc=True)
+    old = {k.replace("head.msc.", "msc."): v + 1 for k, v in model.state_dict().items()}
+    assert "msc.branches.0.0.weight" in old and not any(k.startswith("head.msc.") for k in old)
+    result = model.load_state_dict(old, strict=False)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(model.head.msc.branches[4][4].bias, old["msc.branches.4.4.bias"])
+    assert torch.equal(model.head.fc8.weight, old["head.fc8.weight"])
 
 
 def test_deeplabv2_aspp_l_sums_rates() -> None:
@@ -279,6 +302,11 @@ def test_bad_options_name_allowed_values() -> None:
             FCNSkipHead(dilated.out_channels, dilated.strides, 3, dilated.coords, "8s")
         with pytest.raises(InvalidOptionError, match="32s, 16s, 8s"):
             FCNSkipHead(plain.out_channels, plain.strides, 3, plain.coords, "4s")
+        fcn = VGG16("fcn")  # without the input image, the head cannot crop to its size
+        with pytest.raises(InvalidOptionError, match="with_input=True"):
+            FCNSkipHead(fcn.out_channels, fcn.strides, 3, fcn.coords, "8s")
+        with pytest.raises(InvalidOptionError, match="DeepLab-MSc reads the input image"):
+            LargeFOVHead(dilated.out_channels, dilated.strides, 3, msc=True)
 
 
 def _published_cases() -> list[tuple[str, int, float, dict]]:

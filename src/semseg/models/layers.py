@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def resize(t: Tensor, size: Sequence[int]) -> Tensor:
+    """``t`` resized bilinearly (``align_corners=False``) to ``size``; ``t`` itself when it has
+    that size already.
+
+    Shape:
+        ``(N, C, h, w)`` -> ``(N, C, *size)``.
+    """
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def same_layout(t: Tensor, like: Tensor) -> Tensor:

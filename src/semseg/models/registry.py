@@ -12,17 +12,20 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from semseg.errors import InvalidOptionError, UnknownModelError
+from semseg.models.segmentor import SegmentationModel
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+Builder = Callable[..., SegmentationModel]
+
+_REGISTRY: dict[str, Builder] = {}
 # Models whose default memory layout is NCHW (see ``create_model``'s ``channels_last``).
 _NCHW_BY_DEFAULT: set[str] = set()
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a builder under its function name."""
+def register_model(fn: Builder) -> Builder:
+    """Register a builder (keyword-only options, returning a :class:`SegmentationModel`) under its
+    function name."""
     name = fn.__name__
     if name in _REGISTRY:
         raise RuntimeError(f"model {name!r} registered twice")
@@ -30,9 +33,7 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
-def register_variants(
-    family: Callable[..., nn.Module], variants: dict[str, tuple[Any, str]], channels_last: bool = True
-) -> None:
+def register_variants(family: Builder, variants: dict[str, tuple[Any, str]], channels_last: bool = True) -> None:
     """Register one builder per variant of a model family.
 
     ``family(variant, *, num_classes, ...)`` builds any member; each entry ``name: (variant, doc)``
@@ -54,8 +55,8 @@ def register_variants(
             _NCHW_BY_DEFAULT.add(name)
 
 
-def _bind_variant(family: Callable[..., nn.Module], variant: Any) -> Callable[..., nn.Module]:
-    def builder(**options: Any) -> nn.Module:
+def _bind_variant(family: Builder, variant: Any) -> Builder:
+    def builder(**options: Any) -> SegmentationModel:
         return family(variant, **options)
 
     return builder
@@ -82,7 +83,9 @@ def default_channels_last(name: str) -> bool:
     return name not in _NCHW_BY_DEFAULT
 
 
-def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None = None, **options: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: int = 21, *, channels_last: bool | None = None, **options: Any
+) -> SegmentationModel:
     """Build a registered model with random (or backbone-pretrained) weights.
 
     Args:
@@ -92,8 +95,8 @@ def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None
             NHWC, so the whole network then runs channels-last whatever the input layout; oneDNN's
             NHWC kernels make most networks faster on CPU (``docs/bench_context.md``). Outputs
             are then NHWC-strided too (same shapes and values); call ``.contiguous()`` before
-            ``.view``. ``None`` (default): NHWC, except for the families measured slower in it
-            (PSPNet, EncNet), which stay NCHW.
+            ``.view``. ``None`` (default): NHWC, except for PSPNet and EncNet, which stay NCHW
+            (the figures are in ``semseg.models.zoo.common``).
         **options: the builder's named options (``output_stride``, ``aux_loss``, ...). Unknown
             options raise :class:`~semseg.errors.InvalidOptionError` naming the accepted ones.
     """
@@ -115,10 +118,11 @@ def create_model(name: str, num_classes: int = 21, *, channels_last: bool | None
     if channels_last is not None and not isinstance(channels_last, bool):
         raise InvalidOptionError(f"channels_last must be true, false or null, got {channels_last!r}")
     model = builder(num_classes=num_classes, **options)
+    if not isinstance(model, SegmentationModel):  # a wiring bug in the zoo, not a user error
+        raise TypeError(f"builder of {name!r} returned a {type(model).__name__}, not a SegmentationModel")
     if channels_last is None:
         channels_last = default_channels_last(name)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model.model_name = name  # type: ignore[assignment]
-    model.model_options = dict(options)  # type: ignore[assignment]
+    model.set_build_info(name, options)
     return model

@@ -1,15 +1,16 @@
-"""The composed segmentation model: ``(backbone, head, aux_heads)``."""
+"""The composed segmentation model: ``(backbone, head, aux_heads)`` and the metadata it carries."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from semseg.constants import IMAGENET_MEAN, IMAGENET_STD
+from semseg.errors import InvalidOptionError
+from semseg.models.heads import HeadOutput
+from semseg.models.layers import resize
 
 
 class SegmentationOutput(NamedTuple):
@@ -27,53 +28,120 @@ class SegmentationOutput(NamedTuple):
 class SegmentationModel(nn.Module):
     """Backbone features -> head logits at the head's stride -> bilinear resize to the input.
 
+    Every registered network is one of these; what differs between them is the backbone, the
+    head and the aux heads, never ``forward`` (U-Net's overlap-tile mode aside, see
+    :class:`~semseg.models.zoo.unet.UNet`).
+
     Args:
         backbone: module whose ``forward(x)`` returns a list of features, high to low resolution,
             and which has ``out_channels`` and ``strides`` tuples.
-        head: module mapping that feature list to logits ``(N, C, h, w)``.
-        aux_heads: optional named heads on the same feature list; their dense outputs (4-D) are
-            resized to the input, other outputs (e.g. EncNet's SE logits) are returned as they are.
-        mean, std: input normalisation the model was trained with (0-1 RGB scale); used by
-            :func:`semseg.predict`, not by ``forward`` (which takes normalised tensors).
+        head: module mapping that feature list to logits ``(N, C, h, w)``, or to a
+            :class:`~semseg.models.heads.HeadOutput` whose ``extras`` join the aux outputs.
+        aux_heads: optional named heads on the same feature list (``"aux"``: the FCN head on
+            stage 3); their outputs are returned by ``forward(x, return_aux=True)`` only.
+        num_classes: output channels of the logits.
+        mean, std: input normalisation the model was trained with (0-1 scale, one value per
+            input channel); used by :func:`semseg.predict`, not by ``forward`` (which takes
+            normalised tensors).
+
+    Attributes:
+        class_names, palette: the label semantics (``None`` until :meth:`set_metadata`).
+        model_name, model_options: the registered name and options that rebuild this network
+            (set by :func:`~semseg.models.create_model`; ``None`` and ``{}`` otherwise).
 
     Shape:
-        x: ``(N, 3, H, W)`` normalised float -> logits ``(N, num_classes, H, W)``.
+        x: ``(N, in_channels, H, W)`` normalised float -> logits ``(N, num_classes, H, W)``; with
+        ``return_aux=True``, :class:`SegmentationOutput` whose dense aux outputs are
+        ``(N, num_classes, H, W)`` and EncNet's ``"se"`` is ``(N, num_classes)``.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
         head: nn.Module,
-        aux_heads: dict[str, nn.Module] | None = None,
+        aux_heads: Mapping[str, nn.Module] | None = None,
         num_classes: int | None = None,
-        mean: tuple[float, float, float] = IMAGENET_MEAN,
-        std: tuple[float, float, float] = IMAGENET_STD,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.aux_heads = nn.ModuleDict(aux_heads or {})
         self.num_classes = num_classes
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        # Filled by load_model / training so a checkpointed model carries its label semantics.
+        self.mean: tuple[float, ...] = tuple(float(v) for v in mean)
+        self.std: tuple[float, ...] = tuple(float(v) for v in std)
         self.class_names: list[str] | None = None
         self.palette: list[tuple[int, int, int]] | None = None
+        self.model_name: str | None = None
+        self.model_options: dict[str, Any] = {}
 
     def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
         size = x.shape[-2:]
         features = self.backbone(x)
-        logits = _resize(self.head(features), size)
+        out = self.head(features)
+        logits, extras = (out.logits, out.extras) if isinstance(out, HeadOutput) else (out, {})
+        logits = resize(logits, size)
         if not return_aux:
             return logits
-        aux: dict[str, Tensor] = {}
-        for name, aux_head in self.aux_heads.items():
-            out = aux_head(features)
-            aux[name] = _resize(out, size) if out.dim() == 4 else out
-        return SegmentationOutput(logits, aux)
+        aux = {name: aux_head(features) for name, aux_head in self.aux_heads.items()}
+        aux.update(extras)
+        # Dense outputs are per-pixel predictions and need the input's size; (N, C) ones do not.
+        return SegmentationOutput(logits, {name: resize(t, size) if t.dim() == 4 else t for name, t in aux.items()})
 
+    def set_metadata(
+        self,
+        class_names: Sequence[str] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> SegmentationModel:
+        """Set the label semantics and input normalisation; an argument left ``None`` keeps its value.
 
-def _resize(t: Tensor, size: torch.Size) -> Tensor:
-    if t.shape[-2:] == size:
-        return t
-    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+        Args:
+            class_names: one name per class (index = train id).
+            palette: one RGB colour (three 0-255 integers) per class, for overlays.
+            mean, std: per-channel normalisation on the 0-1 scale (``std`` > 0).
+
+        Returns the model, so a builder can chain it. Raises
+        :class:`~semseg.errors.InvalidOptionError` if ``class_names`` or ``palette`` does not have
+        ``num_classes`` entries, a colour is not an RGB triple, or ``mean``/``std`` do not fit.
+        """
+        if class_names is not None:
+            names = [str(n) for n in class_names]
+            self._check_count("class names", len(names))
+            self.class_names = names
+        if palette is not None:
+            if any(len(c) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in palette):
+                raise InvalidOptionError(f"palette colours must be RGB triples of 0-255 integers, got {palette!r}")
+            self._check_count("palette colours", len(palette))
+            self.palette = [(int(r), int(g), int(b)) for r, g, b in palette]
+        new_mean = self.mean if mean is None else tuple(float(v) for v in mean)
+        new_std = self.std if std is None else tuple(float(v) for v in std)
+        if len(new_mean) != len(new_std) or not new_mean or any(s <= 0 for s in new_std):
+            raise InvalidOptionError(
+                f"mean and std need one value per input channel and std > 0, got mean {new_mean}, std {new_std}"
+            )
+        self.mean, self.std = new_mean, new_std
+        return self
+
+    def metadata(self) -> dict[str, Any]:
+        """The label semantics and normalisation, JSON-ready: ``class_names``, ``palette`` (lists
+        of 3 ints, or ``None`` when unset), ``mean`` and ``std`` (lists). ``set_metadata(**m.metadata())``
+        restores them."""
+        return {
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "palette": None if self.palette is None else [list(c) for c in self.palette],
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    def set_build_info(self, name: str, options: Mapping[str, Any]) -> None:
+        """Record the registered ``name`` and builder ``options`` that rebuild this network
+        (called by :func:`~semseg.models.create_model`)."""
+        self.model_name = name
+        self.model_options = dict(options)
+
+    def _check_count(self, what: str, count: int) -> None:
+        if self.num_classes is not None and count != self.num_classes:
+            raise InvalidOptionError(f"the model has {self.num_classes} classes but {count} {what} were given")

@@ -20,14 +20,17 @@ class CaffeAlexNet(nn.Module):
 
     Args:
         output_stride, multi_grid: accepted for symmetry with other backbones; must be 32 and ``None``.
+        with_input: return the input image itself first (3 channels, stride 1), for FCN's final
+            crop to the input size.
 
     Shape:
-        ``(N, 3, H, W)`` -> outputs of ``pool1``, ``pool2``, ``pool5`` and ``fc7`` with channels
-        ``(96, 256, 256, 4096)`` at nominal strides ``(8, 16, 32, 32)``; ``self.coords`` holds
-        their coordinate maps (``conv1``'s pad of 100 shifts them).
+        ``(N, 3, H, W)`` -> (the input, with ``with_input``, then) outputs of ``pool1``, ``pool2``,
+        ``pool5`` and ``fc7`` with channels ``(96, 256, 256, 4096)`` at nominal strides
+        ``(8, 16, 32, 32)``; ``self.coords`` holds their coordinate maps (``conv1``'s pad of 100
+        shifts them).
     """
 
-    def __init__(self, output_stride: int | None = None, multi_grid: object = None) -> None:
+    def __init__(self, output_stride: int | None = None, multi_grid: object = None, with_input: bool = False) -> None:
         super().__init__()
         if output_stride not in (None, 32) or multi_grid is not None:
             raise InvalidOptionError("alexnet has output_stride 32 only and no multi_grid")
@@ -45,9 +48,10 @@ class CaffeAlexNet(nn.Module):
         self.fc6 = nn.Conv2d(256, 4096, 6)
         self.fc7 = nn.Conv2d(4096, 4096, 1)
         self.drop6, self.drop7 = nn.Dropout2d(0.5), nn.Dropout2d(0.5)
-        self.out_channels = (96, 256, 256, 4096)
-        self.strides = (8, 16, 32, 32)
-        maps: list[CoordMap] = []
+        self.with_input = with_input
+        self.out_channels = (3, 96, 256, 256, 4096) if with_input else (96, 256, 256, 4096)
+        self.strides = (1, 8, 16, 32, 32) if with_input else (8, 16, 32, 32)
+        maps: list[CoordMap] = [IDENTITY] if with_input else []
         cmap, start = IDENTITY, 0
         for end in self._taps:
             cmap = through_all(cmap, self.features[start : end + 1])
@@ -57,7 +61,7 @@ class CaffeAlexNet(nn.Module):
         self.coords = tuple(maps)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        feats = []
+        feats = [x] if self.with_input else []
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in self._taps:

@@ -39,11 +39,14 @@ class VGG16(nn.Module):
             ``"same"`` for the other variants.
         output_stride, multi_grid: accepted for :func:`build_backbone`; must be 32 (8 for
             ``"deeplab"``) and ``None``.
+        with_input: return the input image itself first (3 channels, stride 1), for heads that
+            read it (DeepLab-MSc's branch on the image) or its size (FCN's final crop).
 
     Shape:
-        ``(N, 3, H, W)`` -> the outputs of ``pool1`` ... ``pool5`` (then ``fc7`` for ``"fcn"`` and
-        ``"deeplab"``) with ``self.out_channels`` channels at nominal strides ``self.strides``.
-        ``self.coords`` holds each feature's coordinate map (see :mod:`semseg.models.coords`).
+        ``(N, 3, H, W)`` -> (the input, with ``with_input``, then) the outputs of ``pool1`` ...
+        ``pool5`` (then ``fc7`` for ``"fcn"`` and ``"deeplab"``) with ``self.out_channels``
+        channels at nominal strides ``self.strides``. ``self.coords`` holds each feature's
+        coordinate map (see :mod:`semseg.models.coords`).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class VGG16(nn.Module):
         padding: str = "same",
         output_stride: int | None = None,
         multi_grid: object = None,
+        with_input: bool = False,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -94,11 +98,14 @@ class VGG16(nn.Module):
             self.drop6, self.drop7 = nn.Dropout2d(0.5), nn.Dropout2d(0.5)
             channels.append(self.fc7.out_channels)
             strides.append(strides[-1])
+        self.with_input = with_input
+        if with_input:
+            channels, strides = [3, *channels], [1, *strides]
         self.out_channels, self.strides = tuple(channels), tuple(strides)
         self.coords = self._coord_maps()
 
     def _coord_maps(self) -> tuple[CoordMap, ...]:
-        maps, cmap, start = [], IDENTITY, 0
+        maps, cmap, start = [IDENTITY] if self.with_input else [], IDENTITY, 0
         for end in self._pool_index:
             cmap = through_all(cmap, self.features[start : end + 1])
             maps.append(cmap)
@@ -108,7 +115,7 @@ class VGG16(nn.Module):
         return tuple(maps)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        feats = []
+        feats = [x] if self.with_input else []
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in self._pool_index:

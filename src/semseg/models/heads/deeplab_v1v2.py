@@ -2,7 +2,8 @@
 (https://arxiv.org/abs/1606.00915).
 
 * :class:`LargeFOVHead`: DeepLab-LargeFOV's ``fc8``, a 1x1 classifier on the backbone's ``fc7``
-  (the dilated ``fc6``/``fc7`` themselves belong to the VGG-16 ``"deeplab"`` backbone).
+  (the dilated ``fc6``/``fc7`` themselves belong to the VGG-16 ``"deeplab"`` backbone), with the
+  DeepLab-MSc branches added to its logits when built with ``msc=True``.
 * :class:`MultiScaleHead`: DeepLab-MSc (v1, Sec. 4.3): a two-layer MLP (128 3x3 filters, then 128
   1x1 filters) on the input and on ``pool1`` ... ``pool4``, each brought to the output stride by the
   stride of its 3x3 convolution. The paper concatenates the five 128-channel maps to ``fc7``
@@ -16,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
+from semseg.models.heads import check_input_feature
+from semseg.models.layers import resize
+
+# DeepLab-MSc's branches read the input image and pool1 ... pool4: the first five features of the
+# VGG-16 "deeplab" backbone built with with_input=True.
+MSC_INPUTS = 5
 
 
 def _init_classifier(conv: nn.Conv2d) -> None:
@@ -29,16 +35,34 @@ def _init_classifier(conv: nn.Conv2d) -> None:
 
 
 class LargeFOVHead(nn.Module):
-    """Shape: ``features[-1]`` of ``(N, C, h, w)`` -> ``(N, num_classes, h, w)``."""
+    """DeepLab-LargeFOV's classifier, plus DeepLab-MSc's branches with ``msc=True``.
 
-    def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int) -> None:
+    Args:
+        in_channels, in_strides: of the backbone features; with ``msc`` the first five must be
+            the input image (stride 1) and ``pool1`` ... ``pool4`` (``VGG16("deeplab", with_input=True)``).
+        msc: add the :class:`MultiScaleHead` branches' logits to ``fc8``'s.
+
+    Shape: ``features[-1]`` of ``(N, C, h, w)`` -> ``(N, num_classes, h, w)``.
+    """
+
+    def __init__(
+        self, in_channels: Sequence[int], in_strides: Sequence[int], num_classes: int, msc: bool = False
+    ) -> None:
         super().__init__()
         self.fc8 = nn.Conv2d(in_channels[-1], num_classes, 1)
         _init_classifier(self.fc8)
         self.stride = in_strides[-1]
+        self.msc: MultiScaleHead | None = None
+        if msc:
+            check_input_feature(in_strides, "DeepLab-MSc")
+            chans, strides = in_channels[:MSC_INPUTS], in_strides[:MSC_INPUTS]
+            self.msc = MultiScaleHead(chans, strides, num_classes, out_stride=self.stride)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
-        return self.fc8(features[-1])
+        logits = self.fc8(features[-1])
+        if self.msc is not None:
+            logits = logits + self.msc(features[:MSC_INPUTS], logits.shape[-2:])
+        return logits
 
 
 class MultiScaleHead(nn.Module):
@@ -82,9 +106,7 @@ class MultiScaleHead(nn.Module):
         """Sum of the branches' logits at ``size`` (the main logits' size)."""
         total = None
         for branch, feat in zip(self.branches, features, strict=True):
-            out = branch(feat)
-            if tuple(out.shape[-2:]) != tuple(size):  # rounding of odd sizes differs by a pixel
-                out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
+            out = resize(branch(feat), size)  # rounding of odd sizes differs by a pixel
             total = out if total is None else total + out
         assert total is not None
         return total

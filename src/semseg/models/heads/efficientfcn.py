@@ -21,18 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
 from semseg.models.heads import index_of_stride
-from semseg.models.layers import ConvBNReLU, same_layout
-
-
-def _resize(x: Tensor, size: Sequence[int]) -> Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+from semseg.models.layers import ConvBNReLU, resize, same_layout
 
 
 class HolisticDecoder(nn.Module):
@@ -105,6 +98,6 @@ class EfficientFCNHead(nn.Module):
         f16 = self.reduce16(features[i16])
         f32 = self.reduce32(features[i32])
         s8, s32 = f8.shape[-2:], f32.shape[-2:]
-        m32 = torch.cat([_resize(f8, s32), _resize(f16, s32), f32], dim=1)
-        m8 = torch.cat([f8, _resize(f16, s8), _resize(f32, s8)], dim=1)
+        m32 = torch.cat([resize(f8, s32), resize(f16, s32), f32], dim=1)
+        m8 = torch.cat([f8, resize(f16, s8), resize(f32, s8)], dim=1)
         return self.classifier(self.dropout(self.decoder(m32, m8)))

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
+from semseg.models.heads import HeadOutput
 from semseg.models.layers import ConvBNReLU
 
 GATES = ("sigmoid", "softmax")
@@ -98,9 +99,10 @@ class EncHead(nn.Module):
     Args:
         num_codes: codewords ``K`` (32 in the paper).
         gate: ``"sigmoid"`` (paper) or ``"softmax"`` channel weighting (see module docstring).
-        se_loss: build the SE branch (``forward_with_se`` then returns its logits).
+        se_loss: build the SE branch, whose logits ``forward`` returns as ``extras["se"]``.
 
-    Shape: features -> logits ``(N, num_classes, H/8, W/8)``; SE logits ``(N, num_classes)``.
+    Shape: features -> :class:`~semseg.models.heads.HeadOutput` with logits
+    ``(N, num_classes, H/8, W/8)`` and, with ``se_loss``, ``extras["se"]`` of ``(N, num_classes)``.
     """
 
     def __init__(
@@ -121,12 +123,8 @@ class EncHead(nn.Module):
         self.classifier = nn.Conv2d(channels, num_classes, 1)
         self.se_classifier = nn.Linear(channels, num_classes) if se_loss else None
 
-    def forward_with_se(self, features: Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
-        """Logits and SE logits (``None`` without the SE branch)."""
+    def forward(self, features: Sequence[Tensor]) -> HeadOutput:
         x, encoded = self.encode(self.block(features[-1]))
         logits = self.classifier(self.dropout(x))
-        se = self.se_classifier(encoded) if self.se_classifier is not None else None
-        return logits, se
-
-    def forward(self, features: Sequence[Tensor]) -> Tensor:
-        return self.forward_with_se(features)[0]
+        extras = {"se": self.se_classifier(encoded)} if self.se_classifier is not None else {}
+        return HeadOutput(logits, extras)

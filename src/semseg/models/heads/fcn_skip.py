@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError, allowed
 from semseg.models.coords import CoordMap, bilinear_kernel, crop_offset, init_bilinear_, through
-from semseg.models.heads import index_of_stride
+from semseg.models.heads import check_input_feature, index_of_stride
 
 SKIPS = {"32s": (), "16s": (16,), "8s": (16, 8)}
 
@@ -35,11 +35,14 @@ def _up_geometry(factor: int, paper: bool) -> tuple[int, int]:
 
 
 class FCNSkipHead(nn.Module):
-    """Shape: backbone features -> ``(N, num_classes, H, W)`` at the input size ``out_size``.
+    """Shape: backbone features, the first of them the ``(N, 3, H, W)`` input -> logits
+    ``(N, num_classes, H, W)``, upsampled and cropped to the input's size.
 
     Args:
-        in_channels, in_strides: from the backbone; the last feature is ``fc7`` at stride 32 and
-            the skips are read from the first features at strides 16 (``pool4``) and 8 (``pool3``).
+        in_channels, in_strides: from the backbone, built with ``with_input=True``: the first
+            feature is the input image (stride 1), whose size the output is cropped to; the last
+            is ``fc7`` at stride 32 and the skips are read from the first features at strides 16
+            (``pool4``) and 8 (``pool3``).
         num_classes: output channels.
         in_coords: the backbone's coordinate map per feature (``backbone.coords``).
         variant: ``"32s"``, ``"16s"`` or ``"8s"``.
@@ -60,6 +63,7 @@ class FCNSkipHead(nn.Module):
             raise InvalidOptionError(f"FCN variant={variant!r}; allowed: {allowed(SKIPS)}")
         if in_strides[-1] != 32:
             raise InvalidOptionError(f"FCN needs its last feature at stride 32, got {in_strides[-1]}")
+        check_input_feature(in_strides, f"FCN-{variant}")
         self.variant = variant
         self.num_classes = num_classes
         # "paper" when the top feature does not sit at the "same" position (stride - 1) / 2.
@@ -91,14 +95,13 @@ class FCNSkipHead(nn.Module):
         self.final_offset = crop_offset(through(cmap, final), (1.0, 0.0))
         self.stride = 1
 
-    def forward(self, features: Sequence[Tensor], out_size: Sequence[int] | None = None) -> Tensor:
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        out_size = features[0].shape[-2:]  # the input image's
         x = self.score_fr(features[-1])
         for up, score, idx, off in zip(self.ups, self.score_skips, self.skip_index, self.skip_offset, strict=True):
             skip = score(features[idx])
             x = up(x, output_size=self._size(x, skip.shape[-2:], 2, up.padding[0], up.kernel_size[0]))
             x = x + _crop(skip, off, x.shape[-2:])
-        if out_size is None:  # no input size given: the uncropped stride-1 map
-            return x
         k, s, p = self.final_weight.shape[-1], self.final_stride, self.final_padding
         size = self._size(x, out_size, s, p, k)
         natural = [(n - 1) * s - 2 * p + k for n in x.shape[-2:]]

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from semseg.errors import InvalidOptionError
 from semseg.models.heads import index_of_stride
+from semseg.models.layers import resize
 
 LEVEL_STRIDES = (4, 8, 16, 32)
 
@@ -92,8 +93,6 @@ class SemanticFPNHead(nn.Module):
         pyramid = self.fpn([features[i] for i in self.index])
         out = self.scale_heads[0](pyramid[0])
         for head, p in zip(self.scale_heads[1:], pyramid[1:], strict=True):
-            y = head(p)
-            if y.shape[-2:] != out.shape[-2:]:  # odd sizes: 2^k x a coarse map overshoots by a pixel
-                y = F.interpolate(y, size=out.shape[-2:], mode="bilinear", align_corners=False)
-            out = out + y
+            # Odd sizes: 2^k x a coarse map overshoots by a pixel; resize brings it back.
+            out = out + resize(head(p), out.shape[-2:])
         return self.classifier(self.dropout(out))

@@ -1,4 +1,5 @@
-"""Helpers shared by the builders: backbone + head + optional FCN aux head on stage 3."""
+"""Helpers shared by the builders: backbone + head + optional FCN aux head on stage 3, and what
+the deep-stem context networks (PSPNet, EncNet) share."""
 
 from __future__ import annotations
 
@@ -7,11 +8,51 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from semseg.errors import InvalidOptionError
 from semseg.models.backbones import build_backbone
 from semseg.models.heads.fcn import FCNHead
 from semseg.models.segmentor import SegmentationModel
 
 WeightsArg = str | os.PathLike[str] | None
+
+# PSPNet and EncNet are built NCHW unless create_model is told otherwise. Their rows in
+# docs/bench_context.md (paper configurations, 512x512, batch 2, 2 CPU threads; img/s NHWC over
+# NCHW): PSPNet train 0.153/0.153 = 1.00x, inference 0.483/0.534 = 0.90x; EncNet train
+# 0.185/0.195 = 0.95x, inference 0.684/0.646 = 1.06x. Neither trains faster in NHWC, unlike the
+# other families (1.11x-1.26x there).
+DEEP_STEM_CONTEXT_CHANNELS_LAST = False
+
+
+def deep_stem_model(
+    family: str,
+    depth: int,
+    head_factory: type[nn.Module],
+    num_classes: int,
+    output_stride: int,
+    deep_stem: bool,
+    aux_loss: bool,
+    backbone_weights: WeightsArg,
+    **head_options: object,
+) -> SegmentationModel:
+    """PSPNet's and EncNet's layout: a dilated ResNet-``depth`` with the optional deep stem,
+    ``head_factory`` on its last feature and the FCN aux head on stage 3 when ``aux_loss``.
+
+    torchvision's ImageNet ResNet files have the 7x7 stem: a deep stem together with
+    ``backbone_weights`` raises :class:`~semseg.errors.InvalidOptionError`."""
+    if deep_stem and backbone_weights is not None:
+        raise InvalidOptionError(
+            f"{family}_resnet{depth}: backbone_weights fit the 7x7 ResNet stem; pass deep_stem=False to use them"
+        )
+    return dilated_model(
+        f"resnet{depth}",
+        head_factory,
+        num_classes,
+        output_stride=output_stride,
+        aux_loss=aux_loss,
+        backbone_weights=backbone_weights,
+        backbone_options={"deep_stem": deep_stem},
+        **head_options,
+    )
 
 
 def dilated_model(

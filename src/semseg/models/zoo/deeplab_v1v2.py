@@ -15,53 +15,41 @@ post-processing step).
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from torch import Tensor
+from typing import Any
 
 from semseg.errors import CheckpointError
 from semseg.models.backbones import build_backbone
 from semseg.models.backbones.vgg import VGG16
-from semseg.models.heads.deeplab_v1v2 import ASPPv2Head, LargeFOVHead, MultiScaleHead
+from semseg.models.heads.deeplab_v1v2 import ASPPv2Head, LargeFOVHead
 from semseg.models.registry import register_model
-from semseg.models.segmentor import SegmentationModel, SegmentationOutput, _resize
+from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg
 
 
-class DeepLabV1(SegmentationModel):
-    """VGG-16 LargeFOV with optional MSc branches, which read the input image as well as the
-    backbone's pools, hence their own ``forward``.
-
-    Shape:
-        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
-    """
-
-    def __init__(self, backbone: VGG16, head: LargeFOVHead, msc: MultiScaleHead | None, num_classes: int) -> None:
-        super().__init__(backbone, head, num_classes=num_classes)
-        self.msc = msc
-
-    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
-        feats = self.backbone(x)
-        logits = self.head(feats)
-        if self.msc is not None:
-            logits = logits + self.msc([x, *feats[:4]], logits.shape[-2:])
-        logits = _resize(logits, x.shape[-2:])
-        return SegmentationOutput(logits, {}) if return_aux else logits
-
-
 @register_model
-def deeplabv1_vgg16(*, num_classes: int = 21, msc: bool = False, backbone_weights: WeightsArg = None) -> DeepLabV1:
+def deeplabv1_vgg16(
+    *, num_classes: int = 21, msc: bool = False, backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """DeepLab-LargeFOV on VGG-16 (output stride 8, ``fc6`` 3x3 with dilation 12, 1024 channels);
-    ``msc=True`` is DeepLab-MSc-LargeFOV. ``backbone_weights`` load the 13 convolutions only
+    ``msc=True`` is DeepLab-MSc-LargeFOV (the backbone then also returns the input image, which
+    the head's first MSc branch reads). ``backbone_weights`` load the 13 convolutions only
     (DeepLab's subsampled ``fc6`` is not reproduced)."""
-    backbone = VGG16("deeplab")
+    backbone = VGG16("deeplab", with_input=msc)
     if backbone_weights is not None:
         _load_convs(backbone, backbone_weights)
-    head = LargeFOVHead(backbone.out_channels, backbone.strides, num_classes)
-    branches = None
+    head = LargeFOVHead(backbone.out_channels, backbone.strides, num_classes, msc=msc)
+    model = SegmentationModel(backbone, head, num_classes=num_classes)
     if msc:
-        chans, strides = (3, *backbone.out_channels[:4]), (1, *backbone.strides[:4])
-        branches = MultiScaleHead(chans, strides, num_classes, out_stride=backbone.strides[-1])
-    return DeepLabV1(backbone, head, branches, num_classes)
+        model.register_load_state_dict_pre_hook(_msc_keys_before_head)
+    return model
+
+
+def _msc_keys_before_head(module: Any, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    # Checkpoints written while the MSc branches were a module of the model itself hold them as
+    # "msc.*"; they now live in the head ("head.msc.*"). Renamed here so those checkpoints load.
+    old = prefix + "msc."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "head.msc." + key[len(old) :]] = state_dict.pop(key)
 
 
 def _load_convs(backbone: VGG16, weights: WeightsArg) -> None:

@@ -12,9 +12,15 @@ classifies at full resolution. How the decoder upsamples is the option:
 * ``upsample="deconv"``: a learned 4x4 stride-2 transposed convolution per stage, initialised to
   bilinear interpolation (the learned upsampling of FCN and DeconvNet);
 * ``upsample="bilinear"``: fixed bilinear interpolation.
+
+The encoder's features are the input image, the five pools' argmax indices and the last pooled
+map: the decoder unpools with the indices and takes each stage's output size from the map before
+the matching pool (the input for ``pool1``, the previous pool's output for the others).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,7 +28,7 @@ from torch import Tensor, nn
 from semseg.errors import InvalidOptionError, allowed
 from semseg.models.coords import init_bilinear_
 from semseg.models.registry import register_model
-from semseg.models.segmentor import SegmentationModel, SegmentationOutput
+from semseg.models.segmentor import SegmentationModel
 
 UPSAMPLES = ("unpool", "deconv", "bilinear")
 ENCODER = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -37,7 +43,9 @@ class SegNetEncoder(nn.Module):
     """VGG-16-BN convolutions; the pools also return their argmax indices.
 
     Shape:
-        ``(N, 3, H, W)`` -> ``(N, 512, H / 32, W / 32)``, plus per pool its indices and input size.
+        ``(N, 3, H, W)`` -> ``[x, indices of pool1 ... pool5, (N, 512, H / 32, W / 32)]``: the
+        input, the ``int64`` indices ``(N, C_k, H / 2^k, W / 2^k)`` and the last pooled map, with
+        ``self.out_channels`` and ``self.strides``.
     """
 
     def __init__(self) -> None:
@@ -50,17 +58,19 @@ class SegNetEncoder(nn.Module):
                 in_ch = ch
             layers.append(nn.MaxPool2d(2, 2, return_indices=True))
         self.features = nn.Sequential(*layers)
+        pooled = [stage[-1] for stage in ENCODER]
+        self.out_channels = (3, *pooled, pooled[-1])
+        self.strides = (1, 2, 4, 8, 16, 32, 32)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, tuple[int, int]]]]:
-        pools = []
+    def forward(self, x: Tensor) -> list[Tensor]:
+        feats = [x]
         for layer in self.features:
             if isinstance(layer, nn.MaxPool2d):
-                size = (x.shape[-2], x.shape[-1])
                 x, idx = layer(x)
-                pools.append((idx, size))
+                feats.append(idx)
             else:
                 x = layer(x)
-        return x, pools
+        return [*feats, x]
 
 
 class DecoderStage(nn.Module):
@@ -97,7 +107,8 @@ class SegNetDecoder(nn.Module):
     """Five decoder stages and a 3x3 classifier (SegNet's ``conv1_1_D``).
 
     Shape:
-        ``(N, 512, H / 32, W / 32)`` -> ``(N, num_classes, H, W)``.
+        :class:`SegNetEncoder`'s features (input, pool indices, ``(N, 512, H / 32, W / 32)``) ->
+        ``(N, num_classes, H, W)``.
     """
 
     def __init__(self, num_classes: int, upsample: str) -> None:
@@ -112,29 +123,18 @@ class SegNetDecoder(nn.Module):
         self.classifier = nn.Conv2d(in_ch, num_classes, 3, padding=1)
         self.stride = 1
 
-    def forward(self, x: Tensor, pools: list[tuple[Tensor, tuple[int, int]]]) -> Tensor:
-        for stage, (idx, size) in zip(self.stages, reversed(pools), strict=True):
-            x = stage(x, idx, size)
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        image, *indices, x = features
+        # Pool k ran on a map of pool k-1's output size (same-padded convs in between); pool 1 on the input.
+        sizes = [image.shape[-2:], *(idx.shape[-2:] for idx in indices[:-1])]
+        for stage, idx, size in zip(self.stages, reversed(indices), reversed(sizes), strict=True):
+            x = stage(x, idx, (size[0], size[1]))
         return self.classifier(x)
 
 
-class EncoderDecoder(SegmentationModel):
-    """The encoder hands its pooling indices to the decoder, hence its own ``forward`` logic; it
-    still returns logits of the input size.
-
-    Shape:
-        ``(N, 3, H, W)`` with ``H, W >= 32`` -> ``(N, num_classes, H, W)``.
-    """
-
-    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
-        top, pools = self.backbone(x)
-        logits = self.head(top, pools)
-        return SegmentationOutput(logits, {}) if return_aux else logits
-
-
 @register_model
-def encdec_vgg16(*, num_classes: int = 21, upsample: str = "unpool") -> EncoderDecoder:
+def encdec_vgg16(*, num_classes: int = 21, upsample: str = "unpool") -> SegmentationModel:
     """VGG-16-BN encoder-decoder; ``upsample="unpool"`` (default) is SegNet, ``"deconv"`` learns
-    its upsampling, ``"bilinear"`` interpolates."""
+    its upsampling, ``"bilinear"`` interpolates. Inputs of at least 32x32."""
     head = SegNetDecoder(num_classes, upsample)
-    return EncoderDecoder(SegNetEncoder(), head, num_classes=num_classes)
+    return SegmentationModel(SegNetEncoder(), head, num_classes=num_classes)

@@ -7,41 +7,30 @@ Caffe's ``Crop`` layer, so any input size works and the output has the input's s
 ``padding="same"`` is the modern form: each map is ``input / stride`` and nothing is cropped, so the
 convolutions do not run over the 100-pixel frame (``conv1`` sees ``(H + 198) x (W + 198)`` pixels in
 the paper's form); the parameters are the same.
+
+The backbones are built with ``with_input=True``: their first feature is the input image, whose
+size :class:`~semseg.models.heads.fcn_skip.FCNSkipHead` crops its output to.
 """
 
 from __future__ import annotations
-
-from torch import Tensor
 
 from semseg.errors import InvalidOptionError, allowed
 from semseg.models.backbones.alexnet import CaffeAlexNet
 from semseg.models.backbones.vgg import PADDINGS, VGG16
 from semseg.models.heads.fcn_skip import FCNSkipHead
 from semseg.models.registry import register_model
-from semseg.models.segmentor import SegmentationModel, SegmentationOutput
+from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg
 
 
-class FCN(SegmentationModel):
-    """Backbone -> :class:`FCNSkipHead`, which upsamples and crops to the input itself.
-
-    Shape:
-        ``(N, 3, H, W)`` -> ``(N, num_classes, H, W)``.
-    """
-
-    def forward(self, x: Tensor, return_aux: bool = False) -> Tensor | SegmentationOutput:
-        logits = self.head(self.backbone(x), out_size=x.shape[-2:])
-        return SegmentationOutput(logits, {}) if return_aux else logits
-
-
-def _fcn_vgg16(variant: str, num_classes: int, padding: str, backbone_weights: WeightsArg) -> FCN:
+def _fcn_vgg16(variant: str, num_classes: int, padding: str, backbone_weights: WeightsArg) -> SegmentationModel:
     if padding not in PADDINGS:
         raise InvalidOptionError(f"padding={padding!r}; allowed: {allowed(PADDINGS)}")
-    backbone = VGG16("fcn", padding)
+    backbone = VGG16("fcn", padding, with_input=True)
     if backbone_weights is not None:
         _load_vgg16_classifier_weights(backbone, backbone_weights)
     head = FCNSkipHead(backbone.out_channels, backbone.strides, num_classes, backbone.coords, variant)
-    return FCN(backbone, head, num_classes=num_classes)
+    return SegmentationModel(backbone, head, num_classes=num_classes)
 
 
 def _load_vgg16_classifier_weights(backbone: VGG16, weights: WeightsArg) -> None:
@@ -56,27 +45,33 @@ def _load_vgg16_classifier_weights(backbone: VGG16, weights: WeightsArg) -> None
 
 
 @register_model
-def fcn32s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+def fcn32s_vgg16(
+    *, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """FCN-32s: VGG-16 scores at stride 32, upsampled 32x (fixed bilinear) and cropped."""
     return _fcn_vgg16("32s", num_classes, padding, backbone_weights)
 
 
 @register_model
-def fcn16s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+def fcn16s_vgg16(
+    *, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """FCN-16s: FCN-32s scores upsampled 2x (learned, bilinear init) plus pool4 scores, then 16x."""
     return _fcn_vgg16("16s", num_classes, padding, backbone_weights)
 
 
 @register_model
-def fcn8s_vgg16(*, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None) -> FCN:
+def fcn8s_vgg16(
+    *, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """FCN-8s: FCN-16s's fused scores upsampled 2x plus pool3 scores, then 8x to the input."""
     return _fcn_vgg16("8s", num_classes, padding, backbone_weights)
 
 
 @register_model
-def fcn32s_alexnet(*, num_classes: int = 21) -> FCN:
+def fcn32s_alexnet(*, num_classes: int = 21) -> SegmentationModel:
     """FCN-AlexNet: Caffe's AlexNet with pad 100, fc6/fc7 as 6x6/1x1 convs, a fixed 63x63 stride-32
     bilinear upsampling and a crop at offset 18, as the published ``voc-fcn-alexnet``."""
-    backbone = CaffeAlexNet()
+    backbone = CaffeAlexNet(with_input=True)
     head = FCNSkipHead(backbone.out_channels, backbone.strides, num_classes, backbone.coords, "32s", final_kernel=63)
-    return FCN(backbone, head, num_classes=num_classes)
+    return SegmentationModel(backbone, head, num_classes=num_classes)

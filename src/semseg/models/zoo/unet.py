@@ -14,10 +14,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from semseg.constants import IMAGENET_MEAN, IMAGENET_STD
 from semseg.models.backbones import build_backbone
 from semseg.models.heads.unet import PADDINGS, UNetDecoder, UNetEncoder, check_choice
 from semseg.models.registry import register_model
-from semseg.models.segmentor import IMAGENET_MEAN, IMAGENET_STD, SegmentationModel, SegmentationOutput
+from semseg.models.segmentor import SegmentationModel, SegmentationOutput
 from semseg.models.zoo.common import WeightsArg
 
 
@@ -52,18 +53,27 @@ class UNet(SegmentationModel):
     """Encoder + decoder; with ``padding="valid"`` the input is mirror-padded to a valid tile and
     the output cropped back, so the output always has the input's size.
 
+    The one network with its own ``forward``, and only for ``padding="valid"``: the paper's
+    overlap-tile strategy transforms the whole network's input (mirrored into a larger tile before
+    the contracting path) and output (cropped after the expanding path). Passing the untouched
+    input through the feature list instead would have the encoder return it beside its levels and
+    the decoder single it out, in a decoder that also serves ResNet encoders. With
+    ``padding="same"`` the shared :meth:`SegmentationModel.forward` runs.
+
     Shape:
         ``(N, in_channels, H, W)`` -> ``(N, num_classes, H, W)``.
     """
 
-    def __init__(self, backbone: UNetEncoder, head: UNetDecoder, num_classes: int, valid: bool, in_channels: int):
+    def __init__(
+        self, backbone: UNetEncoder, head: UNetDecoder, num_classes: int, valid: bool, in_channels: int
+    ) -> None:
         rgb = in_channels == 3
         super().__init__(
             backbone,
             head,
             num_classes=num_classes,
-            mean=IMAGENET_MEAN if rgb else (0.5,) * in_channels,  # type: ignore[arg-type]
-            std=IMAGENET_STD if rgb else (0.5,) * in_channels,  # type: ignore[arg-type]
+            mean=IMAGENET_MEAN if rgb else (0.5,) * in_channels,
+            std=IMAGENET_STD if rgb else (0.5,) * in_channels,
         )
         self.valid = valid
         self.depth = len(backbone.out_channels) - 1
