@@ -142,9 +142,10 @@ def _params(kwargs: dict[str, Any]) -> float:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     timing = prepare_subprocesses(args, NUM_CLASSES, HERE)
     only = set(args.only.split(",")) if args.only else None
+    impls = set(args.impl.split(",")) if args.impl else None
     rows = []
     for entry in ENTRIES:
-        if (only and entry.arch not in only) or (entry.extra and not args.all):
+        if (only and entry.arch not in only) or (impls and entry.impl not in impls) or (entry.extra and not args.all):
             continue
         row: dict[str, Any] = {"entry": entry, "params": _params(entry.build)}
         try:
@@ -203,6 +204,7 @@ def main() -> None:
     # Batch 2: DeepLab's image-pooling BN cannot train on one image.
     add_timing_args(parser, batch=2, out=HERE.parent / "docs" / "bench_context.md")
     parser.add_argument("--only", default="", help="comma-separated architectures, e.g. deeplabv3,pspnet")
+    parser.add_argument("--impl", default="", help="comma-separated implementations, e.g. semseg (layout checks)")
     parser.add_argument(
         "--all",
         action="store_true",
