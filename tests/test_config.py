@@ -46,7 +46,7 @@ def test_overrides_parse_yaml_values() -> None:
         ("data.rooot=/x", "unknown config key 'data.rooot'; allowed in data: dataset, root"),
         ("nosection.x=1", "unknown config section"),
         ("train.lr=fast", "wrong type"),
-        ("train.iterations=0", "train.iterations must be >= 1"),
+        ("train.iterations=0", "train.iterations=0; it must be a number >= 1"),
         ("train.optimizer=adam", "allowed: adamw, sgd"),
         ("data.crop_size=[64]", "crop_size"),
         ("train.class_weights=inverse", "median_frequency"),

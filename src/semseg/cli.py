@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from semseg.constants import PRECISIONS
-from semseg.errors import SemsegError
+from semseg.errors import Interrupted, SemsegError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML preset (path, or a name in configs/)")
     _add_overrides(p, "data.root=PATH")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset split")
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", required=True, help="a checkpoint (run folder) or a registered model name")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier predictions of the same names")
     _add_inference_args(p)
 
     p = sub.add_parser("list-models", help="registered model names")
@@ -124,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SemsegError as exc:
         print(f"semseg: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:  # training saved a checkpoint and says how to resume
+        print(f"semseg: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("semseg: interrupted; resume with --resume RUN_FOLDER", file=sys.stderr)
+        print("semseg: interrupted", file=sys.stderr)
         return 130
 
 

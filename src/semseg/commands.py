@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from semseg.engine.trainer import train
 
     if args.resume:
-        if args.config or args.overrides:
-            raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+        if args.config or args.overrides or args.overwrite:
+            raise ConfigError("--resume continues a run with its saved config; drop --config/--set/--overwrite")
         run = train(Config(), resume=args.resume, progress=not args.no_progress)
     else:
         cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
         apply_overrides(cfg, args.overrides)
-        run = train(cfg, progress=not args.no_progress)
+        run = train(cfg, progress=not args.no_progress, overwrite=args.overwrite)
     metrics = json.loads((run / "metrics.json").read_text())
     print(f"run folder: {run}")
     print(f"val mIoU {100 * metrics['miou']:.2f}%  pixel accuracy {100 * metrics['pixel_accuracy']:.2f}%")
@@ -95,11 +96,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from semseg.inference import Predictor
     from semseg.viz import overlay
 
-    model = load_model(args.model)
-    predictor = Predictor(model, **inference_options(args))
+    model = load_model(args.model)  # first: an unknown model name is the first thing to say
+    paths = [Path(p) for p in args.images]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in map(Path, args.images):
+    _check_prediction_outputs(paths, out, args.overwrite)
+    if not Path(args.model).exists():
+        print(
+            f"semseg: warning: {args.model} is an untrained model (random classifier); pass a run folder",
+            file=sys.stderr,
+        )
+    predictor = Predictor(model, **inference_options(args))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot make the output folder {out}: {exc.strerror}") from None
+    for path in paths:
         image = read_image(path)
         labels = predictor(image).cpu()
         label_img = labels.to(torch.uint8).numpy() if model.num_classes <= 256 else labels.numpy()
@@ -108,6 +119,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
         save_png_atomic(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
         print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
     return 0
+
+
+def _check_prediction_outputs(paths: list[Path], out: Path, overwrite: bool) -> None:
+    """Refuse missing inputs, two inputs that would write the same outputs, and (unless
+    ``overwrite``) outputs that exist from an earlier run."""
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"image not found: {path}")
+        if path.stem in stems and stems[path.stem] != path:
+            raise DataError(
+                f"{stems[path.stem]} and {path} would write the same outputs ({path.stem}_labels.png); "
+                "predict them into separate --out folders"
+            )
+        stems[path.stem] = path
+    taken = [out / f"{p.stem}_{kind}.png" for p in paths for kind in ("labels", "overlay")]
+    taken = [t for t in taken if t.exists()]
+    if taken and not overwrite:
+        raise DataError(
+            f"{taken[0]} exists (and {len(taken) - 1} more); pass --overwrite to replace earlier predictions"
+        )
 
 
 def cmd_list_models(args: argparse.Namespace) -> int:
@@ -124,8 +156,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from semseg.bench import format_rows, measure_in_subprocess
     from semseg.models.registry import create_model, list_models
 
-    if len(args.size) != 2:
-        raise ConfigError(f"--size expects H,W, got {args.size}")
+    if len(args.size) != 2 or min(args.size) < 1:
+        raise ConfigError(f"--size expects H,W of positive integers, got {args.size}")
+    if args.batch < 1 or args.iters < 1 or args.warmup < 0:
+        raise ConfigError("--batch and --iters must be >= 1 and --warmup >= 0")
+    if args.device != "cpu" and not (args.device.startswith("cuda") and torch.cuda.is_available()):
+        raise ConfigError(
+            f"--device {args.device} is not available here; allowed: cpu"
+            + (", cuda" if torch.cuda.is_available() else "")
+        )
     for name in args.model:
         if name not in list_models():
             create_model(name)  # raises UnknownModelError with suggestions

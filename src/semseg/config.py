@@ -8,6 +8,8 @@ and a checkpoint knows how it was made.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -58,6 +60,8 @@ class TrainConfig:
     class_weights: str | list[float] | None = None  # None | median_frequency | [w0, w1, ...]
     aux_weight: float = 0.4
     se_weight: float = 0.2
+    # Pixel loss of the main and dense aux outputs: weighted terms {name, weight, options...} (docs/losses.md)
+    loss: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "ce", "weight": 1.0}])
     precision: str = "auto"  # semseg.precision: auto (bf16 where the hardware has it, else fp32) | fp32 | bf16 | fp16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
@@ -107,6 +111,26 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "eval.mode": ("whole", "slide"),
 }
 
+# The smallest value of each numeric key (None stays allowed where the type allows it).
+MINIMUMS: dict[str, float] = {
+    "data.batch_size": 1,
+    "data.workers": 0,
+    "data.max_val_images": 1,
+    "train.iterations": 1,
+    "train.lr": 0.0,
+    "train.head_lr_mult": 0.0,
+    "train.weight_decay": 0.0,
+    "train.momentum": 0.0,
+    "train.poly_power": 0.0,
+    "train.warmup_iters": 0,
+    "train.aux_weight": 0.0,
+    "train.se_weight": 0.0,
+    "train.log_every": 1,
+    "train.eval_every": 0,
+    "train.checkpoint_every": 1,
+    "train.threads": 1,
+}
+
 # Keys that moved, so an old preset or run gets a pointer instead of a bare "unknown key".
 MOVED_KEYS = {"train.channels_last": "model.channels_last", "model.options.channels_last": "model.channels_last"}
 
@@ -114,7 +138,13 @@ MOVED_KEYS = {"train.channels_last": "model.channels_last", "model.options.chann
 def from_dict(data: dict[str, Any]) -> Config:
     """Build a Config from nested dicts, rejecting unknown keys and wrong types."""
     cfg = Config()
-    _refuse_moved_keys(data or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"a config is a mapping of sections ({allowed(_fields(Config))}), got a {type(data).__name__}"
+        )
+    _refuse_moved_keys(data)
     for section, values in (data or {}).items():
         if section not in _fields(Config):
             raise ConfigError(f"unknown config section {section!r}; allowed: {allowed(_fields(Config))}")
@@ -129,12 +159,23 @@ def from_dict(data: dict[str, Any]) -> Config:
 def load_config(path: str | Path) -> Config:
     """Read a YAML preset (a complete config; missing keys take the defaults above)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; expected a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise ConfigError(f"config file {path} is empty")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML: {first}") from None
     return from_dict(data)
 
 
@@ -173,7 +214,7 @@ def saved_config(data: dict[str, Any]) -> Config:
 def resolve_config_path(name: str) -> Path:
     """A path, or a preset name looked up in ``./configs/``."""
     path = Path(name)
-    if path.is_file():
+    if path.exists():  # a file, or a device such as /dev/null: load_config says what is wrong with it
         return path
     candidate = Path("configs") / (name if name.endswith(".yaml") else f"{name}.yaml")
     if candidate.is_file():
@@ -217,13 +258,53 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.crop_size={cfg.data.crop_size}; expected [H, W] of positive integers")
     if len(cfg.data.scale_range) != 2 or not 0 < cfg.data.scale_range[0] <= cfg.data.scale_range[1]:
         raise ConfigError(f"data.scale_range={cfg.data.scale_range}; expected [low, high] with 0 < low <= high")
-    for key in ("data.batch_size", "train.iterations"):
+    for key, low in MINIMUMS.items():
         section, name = key.split(".")
-        if getattr(getattr(cfg, section), name) < 1:
-            raise ConfigError(f"{key} must be >= 1")
+        value = getattr(getattr(cfg, section), name)
+        if value is not None and not (value >= low and math.isfinite(value)):  # NaN fails both
+            raise ConfigError(f"{key}={value}; it must be a number >= {low}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.train.device):
+        raise ConfigError(f"train.device={cfg.train.device!r}; allowed: auto, cpu, cuda, cuda:N")
+    if any(not (s > 0 and math.isfinite(s)) for s in cfg.eval.scales) or not cfg.eval.scales:
+        raise ConfigError(f"eval.scales={cfg.eval.scales}; expected positive numbers, e.g. [0.75, 1.0, 1.25]")
     weights = cfg.train.class_weights
     if isinstance(weights, str) and weights != "median_frequency":
         raise ConfigError(f"train.class_weights={weights!r}; allowed: null, median_frequency, or a list of floats")
+    _validate_loss(cfg.train.loss)
+
+
+# The losses train.loss may name, and the options of each (besides name and weight). The config
+# layer may not import semseg.losses; tests/test_losses.py checks this equals semseg.losses.LOSSES.
+LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ce": ("label_smoothing",),
+    "ohem": ("thresh", "min_kept"),
+    "focal": ("gamma",),
+    "dice": ("smooth", "classes"),
+    "lovasz": ("classes", "per_image"),
+}
+
+
+def _validate_loss(terms: Any) -> None:
+    """``train.loss``: a non-empty list of mappings ``{name, weight (number >= 0, default 1), options...}``.
+    Option values are checked when the loss is built (``engine.loss.build_criterion``)."""
+    example = "e.g. [{name: ce, weight: 1.0}, {name: lovasz, weight: 0.5}]"
+    if not isinstance(terms, list) or not terms:
+        raise ConfigError(f"train.loss={terms!r}; expected a non-empty list of terms, {example}")
+    for i, term in enumerate(terms):
+        if not isinstance(term, dict):
+            raise ConfigError(f"train.loss[{i}]={term!r} is not a mapping; {example}")
+        name = term.get("name")
+        if not isinstance(name, str) or name not in LOSS_OPTIONS:
+            raise ConfigError(f"train.loss[{i}].name={name!r}; allowed: {allowed(LOSS_OPTIONS)}")
+        weight = term.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+            raise ConfigError(f"train.loss[{i}].weight={weight!r} ({name}); expected a number >= 0")
+        unknown = sorted(str(k) for k in set(term) - {"name", "weight", *LOSS_OPTIONS[name]})
+        if unknown:
+            raise ConfigError(
+                f"train.loss[{i}] ({name}): unknown option {', '.join(unknown)}; "
+                f"allowed: name, weight, {allowed(LOSS_OPTIONS[name])}"
+            )
 
 
 def _fields(cls: type) -> list[str]:

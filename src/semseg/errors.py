@@ -32,6 +32,14 @@ class CheckpointError(SemsegError, ValueError):
     """A checkpoint or weights file that is missing, corrupt or does not match the model."""
 
 
+class TrainingDivergedError(SemsegError):
+    """The loss became NaN or infinite; training stopped before the weights were touched."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the run was checkpointed; ``str()`` says how to resume."""
+
+
 def allowed(values: object) -> str:
     """Format allowed values for an error message, e.g. ``8, 16, 32``."""
     return ", ".join(str(v) for v in values)  # type: ignore[union-attr]

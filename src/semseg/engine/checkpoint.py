@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from semseg.engine.lock import LOCK_NAME, is_stale, read_lock
 from semseg.errors import CheckpointError
 from semseg.models import SegmentationModel, create_model
 
@@ -51,10 +52,13 @@ def checkpoint_meta(model: nn.Module, channels_last: bool, config: dict[str, Any
 def model_from_meta(meta: dict[str, Any]) -> SegmentationModel:
     """An untrained model built as ``meta`` (from :func:`checkpoint_meta`) says, carrying its
     metadata. Checkpoints written before the layout was saved get the model's default layout."""
-    options = {k: v for k, v in meta.get("model_options", {}).items() if k not in ("backbone_weights", "channels_last")}
-    layout = meta.get("channels_last", meta.get("model_options", {}).get("channels_last"))
-    model = create_model(meta["model_name"], num_classes=meta["num_classes"], channels_last=layout, **options)
-    model.set_metadata(meta["class_names"], meta["palette"], meta["mean"], meta["std"])
+    try:
+        options = {k: v for k, v in meta["model_options"].items() if k not in ("backbone_weights", "channels_last")}
+        layout = meta.get("channels_last", meta["model_options"].get("channels_last"))
+        model = create_model(meta["model_name"], num_classes=meta["num_classes"], channels_last=layout, **options)
+        model.set_metadata(meta["class_names"], meta["palette"], meta["mean"], meta["std"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"meta.json is not a semseg checkpoint's (missing or malformed {exc})") from None
     return model
 
 
@@ -73,14 +77,20 @@ def save_checkpoint(
     replacing an older checkpoint there only once the new one is complete."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
-    save_file(tensors, str(tmp / "model.safetensors"))
-    if state is not None:
-        torch.save(state, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
+        save_file(tensors, str(tmp / "model.safetensors"))
+        if state is not None:
+            torch.save(state, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks tmp complete
+        _readable_by_all(tmp)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = " (the previous checkpoint is intact)" if folder.exists() else ""
+        raise CheckpointError(f"cannot write the checkpoint {folder}: {exc.strerror or exc}{kept}") from None
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         os.replace(folder, old)
@@ -90,12 +100,44 @@ def save_checkpoint(
     return folder
 
 
+def recover_checkpoint(folder: Path) -> None:
+    """Finish a save that a crash interrupted between its renames.
+
+    :func:`save_checkpoint` writes ``NAME.tmp`` completely (``meta.json`` last), then renames
+    ``NAME`` to ``NAME.old`` and ``NAME.tmp`` to ``NAME``. If ``NAME`` is missing, the newest
+    complete one of ``NAME.tmp`` and ``NAME.old`` becomes ``NAME`` again.
+    """
+    if folder.exists() or _being_written(folder):
+        return
+    for candidate in (folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
+        if (candidate / "meta.json").is_file() and (candidate / "model.safetensors").is_file():
+            os.replace(candidate, folder)
+            return
+
+
+def _being_written(folder: Path) -> bool:
+    """Whether a live process holds the run folder of ``RUN/checkpoints/NAME`` (its save may be
+    between the two renames right now: leave its files alone)."""
+    holder = read_lock(folder.parent.parent / LOCK_NAME)
+    return holder is not None and not is_stale(holder)
+
+
+def _readable_by_all(folder: Path) -> None:
+    # safetensors creates its file 0600; give every file the mode the user's umask gives new files.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """Accept a run folder (uses ``checkpoints/last``), a checkpoint folder, or its model file."""
     path = Path(path)
     if path.is_file() and path.name == "model.safetensors":
         path = path.parent
     for candidate in (path, path / "checkpoints" / "last", path / "last"):
+        if candidate.name == "last":
+            recover_checkpoint(candidate)
         if (candidate / "model.safetensors").is_file() and (candidate / "meta.json").is_file():
             return candidate
     raise CheckpointError(f"no checkpoint at {path} (expected a folder with model.safetensors and meta.json)")
@@ -113,14 +155,22 @@ def load_weights(folder: Path, model: nn.Module) -> None:
     """Load the checkpoint's weights into ``model``; every key must match."""
     try:
         tensors = load_file(str(folder / "model.safetensors"))
-    except Exception as exc:
-        raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {exc}") from exc
-    result = unwrap(model).load_state_dict(tensors, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
+        raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {exc}") from None
+    expected = unwrap(model).state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
         raise CheckpointError(
-            f"{folder}: weights do not fit the model (missing {result.missing_keys[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]})"
+            f"{folder}: weights do not fit the model {getattr(unwrap(model), 'model_name', '')} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
+    unwrap(model).load_state_dict(tensors)
 
 
 def load_state(folder: Path) -> dict[str, Any]:
@@ -128,4 +178,12 @@ def load_state(folder: Path) -> dict[str, Any]:
     path = folder / "state.pt"
     if not path.is_file():
         raise CheckpointError(f"{folder} has no training state (state.pt); it cannot be resumed")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        # weights_only: a state.pt crafted to run code is refused, never executed.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, empty, or refused by the weights-only unpickler
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read the training state {path}: {first[:200]}") from None
+    if not isinstance(state, dict) or not {"optimizer", "iteration", "wall", "cpu"} <= set(state):
+        raise CheckpointError(f"{path} is not a semseg training state (no optimizer, iteration and clock)")
+    return state

@@ -8,6 +8,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from semseg.errors import ConfigError
+
 
 def setup(device: str) -> tuple[int, int, torch.device]:
     """Initialise the process group if launched by torchrun; return (rank, world_size, device)."""
@@ -17,6 +19,10 @@ def setup(device: str) -> tuple[int, int, torch.device]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            raise ConfigError(f"train.device={device} but this machine has {count} CUDA device(s); use cpu or auto")
     if dev.type == "cuda" and world > 1:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)

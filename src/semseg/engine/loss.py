@@ -1,5 +1,6 @@
 """The training objective built from the config: class weights resolved from the dataset, then
-:class:`~semseg.losses.criterion.SegmentationCriterion` (main + auxiliary + SE terms)."""
+:class:`~semseg.losses.criterion.SegmentationCriterion` (main + auxiliary + SE terms) with the
+pixel loss of ``train.loss``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch.utils.data import Dataset
 from semseg.config import Config
 from semseg.constants import IGNORE_INDEX
 from semseg.data.statistics import class_statistics, median_frequency_weights
-from semseg.errors import ConfigError
+from semseg.errors import ConfigError, InvalidOptionError
 from semseg.losses.criterion import SegmentationCriterion
 
 
@@ -38,7 +39,14 @@ def _train_masks(train_set: Dataset) -> Iterator[Tensor]:
 
 
 def build_criterion(cfg: Config, train_set: Dataset, num_classes: int, device: torch.device) -> SegmentationCriterion:
-    """Main + ``aux_weight`` x dense aux + ``se_weight`` x SE terms, with the configured class weights."""
+    """Main + ``aux_weight`` x dense aux + ``se_weight`` x SE terms, the main and dense aux terms
+    with the pixel loss of ``train.loss``; the configured class weights go to its terms that take
+    them (ce, ohem, focal). An option value out of range (``thresh: 2``) raises ``ConfigError``."""
     weight = resolve_class_weights(cfg, train_set, num_classes)
-    criterion = SegmentationCriterion(num_classes, IGNORE_INDEX, weight, cfg.train.aux_weight, cfg.train.se_weight)
+    try:
+        criterion = SegmentationCriterion(
+            num_classes, IGNORE_INDEX, weight, cfg.train.aux_weight, cfg.train.se_weight, loss=cfg.train.loss
+        )
+    except InvalidOptionError as exc:
+        raise ConfigError(f"train.loss: {exc}") from exc
     return criterion.to(device)

@@ -37,7 +37,7 @@ def log_step(run: Run, done: int, terms: dict[str, float]) -> dict[str, Any]:
 def save_run_checkpoint(run: Run, done: int) -> None:
     """Write ``checkpoints/last``: weights, meta (with the layout and config) and the training
     state (optimiser, iteration, clock, random generators) that ``--resume`` restores."""
-    if not run.main:
+    if not run.main or run.saved_iteration == done:
         return
     run.clock.lap()
     meta = {**checkpoint_meta(run.model, run.channels_last, run.cfg.to_dict()), "iteration": done}
@@ -46,9 +46,11 @@ def save_run_checkpoint(run: Run, done: int) -> None:
         "iteration": done,
         "wall": run.clock.wall,
         "cpu": run.clock.cpu,
+        "scaler": run.scaler.state_dict(),
         **rng_state(),
     }
     save_checkpoint(run.run_dir / "checkpoints" / "last", run.model, meta, state)
+    run.saved_iteration = done
     run.clock.start()
 
 

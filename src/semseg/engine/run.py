@@ -8,6 +8,7 @@ Runs on CPU, one GPU, or many through ``torchrun`` (DDP; the environment decides
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,16 +17,18 @@ from typing import Any
 
 import torch
 import yaml
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch import nn
+from torch.utils.data import Dataset
 
 from semseg.config import Config, saved_config
 from semseg.data import SegmentationDataset, build_dataset
-from semseg.data.cache import CachedDataset, collate_pairs
+from semseg.data.cache import CachedDataset
 from semseg.data.transforms import train_transform
 from semseg.engine import distributed as dist_utils
+from semseg.engine.batches import Batch, endless_batches
 from semseg.engine.checkpoint import find_checkpoint, load_state, load_weights, read_meta
 from semseg.engine.files import write_atomic
+from semseg.engine.lock import RunLock
 from semseg.engine.loss import build_criterion
 from semseg.engine.optim import build_optimizer
 from semseg.engine.state import Clock, restore_rng, seed_everything
@@ -33,8 +36,6 @@ from semseg.errors import ConfigError
 from semseg.losses.criterion import SegmentationCriterion
 from semseg.models import SegmentationModel, create_model
 from semseg.models.registry import default_channels_last
-
-Batch = tuple[Tensor, Tensor]
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Run:
         batches: endless ``(uint8 (N, 3, h, w), int64 (N, h, w))`` batches, epoch after epoch.
         start_iteration: 0, or where the resumed checkpoint stopped.
         channels_last: the memory layout the model was built in (saved with every checkpoint).
+        lock: rank 0's hold on the run folder (``None`` on other ranks); :meth:`close` releases it.
+        saved_iteration: the iteration of the newest checkpoint on disk (``None``: none yet).
     """
 
     cfg: Config
@@ -66,6 +69,13 @@ class Run:
     batches: Iterator[Batch]
     start_iteration: int
     clock: Clock
+    lock: RunLock | None = None
+    saved_iteration: int | None = None
+
+    def close(self) -> None:
+        """Release the run folder (idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def main(self) -> bool:
@@ -73,15 +83,18 @@ class Run:
         return self.rank == 0
 
 
-def build_run(cfg: Config, resume: str | Path | None = None) -> Run:
+def build_run(cfg: Config, resume: str | Path | None = None, overwrite: bool = False) -> Run:
     """Datasets, model, criterion, optimiser, loader and, with ``resume``, the saved state.
 
     With ``resume`` (a run folder or checkpoint), ``cfg`` is ignored: the run continues with the
-    config it saved, its weights, optimiser moments, iteration, clock and random generators.
+    config it saved, its weights, optimiser moments, iteration, clock, random generators and
+    position in the data. A new run never writes into a folder that holds a run unless
+    ``overwrite`` says to replace it, and a folder another process writes is refused either way.
     The order of the steps below is the order the random generators are consumed in, so a
     seed reproduces a run.
     """
     state: dict[str, Any] | None = None
+    ckpt: Path | None = None
     if resume is not None:
         ckpt = find_checkpoint(resume)
         cfg = saved_config(read_meta(ckpt)["config"])
@@ -91,13 +104,33 @@ def build_run(cfg: Config, resume: str | Path | None = None) -> Run:
         run_dir = Path(cfg.output.dir) / (cfg.output.name or _default_run_name(cfg))
     tc = cfg.train
     rank, world, device = dist_utils.setup(tc.device)
+    lock = claim_run_dir(run_dir, new=resume is None, overwrite=overwrite) if rank == 0 else None
+    try:
+        return _build(cfg, run_dir, rank, world, device, lock, state, ckpt)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _build(
+    cfg: Config,
+    run_dir: Path,
+    rank: int,
+    world: int,
+    device: torch.device,
+    lock: RunLock | None,
+    state: dict[str, Any] | None,
+    ckpt: Path | None,
+) -> Run:
+    tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed + rank)
 
     train_data, train_set, val_set = build_datasets(cfg)
     model, channels_last = build_model(cfg, train_data, pretrained=state is None)
-    if state is not None:
+    if ckpt is not None:
         load_weights(ckpt, model)
     model.to(device)
     net: nn.Module = model
@@ -115,14 +148,18 @@ def build_run(cfg: Config, resume: str | Path | None = None) -> Run:
         clock = Clock(float(state["wall"]), float(state["cpu"]))
         restore_rng(state)
 
-    batches = endless_batches(train_set, cfg, rank, world, device, start)
+    batches = endless_batches(
+        train_set, cfg.data.batch_size, tc.seed, start, rank, world, cfg.data.workers, device.type == "cuda"
+    )
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     scaler = torch.amp.GradScaler(enabled=tc.precision == "fp16")
+    if state is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    saved = start if state is not None else None
     return Run(
         cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
-        criterion, optimizer, scaler, batches, start, clock,
+        criterion, optimizer, scaler, batches, start, clock, lock, saved,
     )  # fmt: skip
 
 
@@ -161,29 +198,36 @@ def build_model(
     return model, channels_last
 
 
-def endless_batches(
-    train_set: Dataset, cfg: Config, rank: int, world: int, device: torch.device, start_iteration: int
-) -> Iterator[Batch]:
-    """Shuffled training batches forever, one epoch after another; a resumed run starts at the
-    epoch its iteration falls in (DDP: each rank reads its own shard of every epoch)."""
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.train.seed) if world > 1 else None
-    loader = DataLoader(
-        train_set,
-        batch_size=cfg.data.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        num_workers=cfg.data.workers,
-        collate_fn=collate_pairs,
-        drop_last=len(train_set) >= cfg.data.batch_size * world,  # type: ignore[arg-type]
-        persistent_workers=cfg.data.workers > 0,
-        pin_memory=device.type == "cuda",
-    )
-    epoch = start_iteration // max(1, len(loader))
-    while True:
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+def claim_run_dir(run_dir: Path, new: bool, overwrite: bool = False) -> RunLock:
+    """Create (or reuse, when resuming) the run folder and lock it.
+
+    A new run refuses a folder that already holds a run (its config, log or checkpoints): that
+    would replace a trained model. ``overwrite=True`` empties the folder first, once the lock
+    shows nobody else is writing it.
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"cannot make the run folder {run_dir}: a file of that name exists") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot make the run folder {run_dir}: {exc.strerror}") from None
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except PermissionError as exc:
+        raise ConfigError(f"cannot write in the run folder {run_dir}: {exc.strerror}") from None
+    if new:
+        previous = sorted(p.name for p in run_dir.iterdir() if p.name != lock.path.name)
+        if previous and not overwrite:
+            lock.release()
+            raise ConfigError(
+                f"{run_dir} already holds a run ({', '.join(previous[:3])}); continue it with "
+                f"`semseg train --resume {run_dir}`, pick another output.name, or pass --overwrite to replace it"
+            )
+        for name in previous:
+            path = run_dir / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    return lock
 
 
 def _default_run_name(cfg: Config) -> str:

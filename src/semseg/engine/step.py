@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from semseg.data.transforms import normalize_batch
 from semseg.engine.optim import set_learning_rate
 from semseg.engine.run import Run
+from semseg.errors import TrainingDivergedError
 from semseg.precision import autocast
 
 
@@ -23,6 +26,12 @@ def train_step(run: Run, iteration: int) -> dict[str, float]:
     with autocast(run.cfg.train.precision, run.device):
         output = run.net(images, return_aux=True)
     loss, terms = run.criterion(output.logits, masks, output.aux)
+    if not math.isfinite(terms["loss"]):
+        kept = f"iteration {run.saved_iteration}" if run.saved_iteration is not None else "none yet"
+        raise TrainingDivergedError(
+            f"the loss is {terms['loss']} at iteration {iteration + 1}; training stopped before updating the "
+            f"weights (last checkpoint kept: {kept}); lower train.lr or check the data"
+        )
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimizer)

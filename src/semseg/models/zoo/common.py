@@ -15,11 +15,12 @@ from semseg.models.segmentor import SegmentationModel
 
 WeightsArg = str | os.PathLike[str] | None
 
-# PSPNet and EncNet are built NCHW unless create_model is told otherwise. Their rows in
-# docs/bench_context.md (paper configurations, 512x512, batch 2, 2 CPU threads; img/s NHWC over
-# NCHW): PSPNet train 0.153/0.153 = 1.00x, inference 0.483/0.534 = 0.90x; EncNet train
-# 0.185/0.195 = 0.95x, inference 0.684/0.646 = 1.06x. Neither trains faster in NHWC, unlike the
-# other families (1.11x-1.26x there).
+# PSPNet and EncNet are built NCHW unless create_model is told otherwise. docs/bench_context.md
+# has two runs of their paper configurations (512x512, batch 2, 2 CPU threads; img/s NHWC over
+# NCHW, train / inference): on 2026-11-24 PSPNet 1.00x / 0.90x and EncNet 0.95x / 1.06x, on
+# 2026-11-30 PSPNet 1.08x / 1.04x and EncNet 1.18x / 0.95x. The two runs disagree by about the
+# run-to-run noise (~10%), so the layout choice for these two is not settled; the other
+# families gain clearly in NHWC in both runs (HRNetV2-W18 1.26x-1.46x train).
 DEEP_STEM_CONTEXT_CHANNELS_LAST = False
 
 
