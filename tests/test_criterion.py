@@ -45,7 +45,7 @@ def test_class_weights_by_hand() -> None:
     crit = SegmentationCriterion(num_classes=2, class_weights=torch.tensor([1.0, 3.0]))
     loss, _ = crit(logits, target)
     assert loss.item() == pytest.approx((1 * nll0 + 3 * nll1) / 4, rel=1e-5)
-    assert "class_weights" in dict(crit.named_buffers())
+    assert "pixel_loss.losses.0.weight" in dict(crit.named_buffers())  # moves with criterion.to(device)
     with pytest.raises(InvalidOptionError, match="class_weights"):
         SegmentationCriterion(num_classes=3, class_weights=torch.ones(2))
 
@@ -102,3 +102,93 @@ def test_criterion_on_encnet_output() -> None:
     assert math.isfinite(loss.item())
     loss.backward()
     assert model.head.se_classifier.weight.grad is not None
+
+
+def test_combined_loss_terms_are_reported_by_name() -> None:
+    # 2 classes, equal logits everywhere, targets 0, 1 and one ignored pixel:
+    #   CE = ln 2 at every labelled pixel.
+    #   Lovasz-softmax: every error is 1/2, so each class scores 1/2 * sum_k g_k = 1/2 * Delta(all
+    #   pixels mispredicted) = 1/2 * 1, whatever order the ties take -> 1/2.
+    #   main = 1.0 * ln 2 + 0.5 * 1/2; aux gets the same pixel loss: aux = main.
+    target = torch.tensor([[[0, 1, 255]]])
+    logits, aux = torch.zeros(1, 2, 1, 3), torch.zeros(1, 2, 1, 3)
+    spec = [{"name": "ce", "weight": 1.0}, {"name": "lovasz", "weight": 0.5}]
+    loss, terms = SegmentationCriterion(num_classes=2, loss=spec)(logits, target, {"aux": aux})
+    main = LN2 + 0.5 * 0.5
+    assert set(terms) == {"main", "main.ce", "main.lovasz", "aux", "aux.ce", "aux.lovasz", "loss"}
+    assert terms["main.ce"] == pytest.approx(LN2) and terms["main.lovasz"] == pytest.approx(0.5)
+    assert terms["main"] == pytest.approx(main) and terms["aux"] == pytest.approx(main)
+    assert loss.item() == pytest.approx(main * 1.4)
+    # One term: the log keys stay as they were.
+    _, terms = SegmentationCriterion(num_classes=2, loss=[{"name": "lovasz"}])(logits, target, {"aux": aux})
+    assert set(terms) == {"main", "aux", "loss"} and terms["main"] == pytest.approx(0.5)
+
+
+def test_class_weights_go_to_the_terms_that_take_them() -> None:
+    w = torch.tensor([1.0, 3.0])
+    spec = [{"name": n} for n in ("ce", "ohem", "focal", "dice", "lovasz", "ce")]
+    crit = SegmentationCriterion(num_classes=2, class_weights=w, loss=spec)
+    weights = {
+        name: getattr(m, "weight", None) for name, m in zip(crit.pixel_loss.names, crit.pixel_loss.losses, strict=True)
+    }
+    assert list(weights) == ["ce", "ohem", "focal", "dice", "lovasz", "ce_2"]
+    assert all(torch.equal(weights[n], w) for n in ("ce", "ohem", "focal", "ce_2"))
+    assert weights["dice"] is None and weights["lovasz"] is None
+
+
+def test_bad_loss_spec_names_the_term() -> None:
+    with pytest.raises(
+        InvalidOptionError, match=r"loss term 1: unknown loss 'iou'; allowed: ce, ohem, focal, dice, lovasz"
+    ):
+        SegmentationCriterion(num_classes=2, loss=[{"name": "ce"}, {"name": "iou"}])
+    with pytest.raises(
+        InvalidOptionError, match=r"loss term 0 \(ce\): unknown option gamma; allowed: name, weight, label_smoothing"
+    ):
+        SegmentationCriterion(num_classes=2, loss=[{"name": "ce", "gamma": 2}])
+    with pytest.raises(InvalidOptionError, match=r"loss term 0 \(ohem\): thresh=2"):
+        SegmentationCriterion(num_classes=2, loss=[{"name": "ohem", "thresh": 2}])
+    with pytest.raises(InvalidOptionError, match="weight='1'"):
+        SegmentationCriterion(num_classes=2, loss=[{"name": "ce", "weight": "1"}])
+
+
+def _old_criterion(logits, target, aux, weight):  # type: ignore[no-untyped-def]
+    """The criterion as it was before train.loss: CE main + 0.4 x CE aux + 0.2 x BCE SE."""
+    import torch.nn.functional as F
+
+    main = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=255)
+    total = main + 0.4 * F.cross_entropy(aux["aux"].float(), target, weight=weight, ignore_index=255)
+    return total + 0.2 * F.binary_cross_entropy_with_logits(aux["se"].float(), se_target(target, 4))
+
+
+@pytest.mark.parametrize("class_weights", [None, [0.5, 1.0, 2.0, 4.0]])
+def test_default_config_gives_the_old_criterion_exactly(class_weights) -> None:  # type: ignore[no-untyped-def]
+    """The sample job is unchanged: the default train.loss is the old cross-entropy, bit for bit."""
+    from semseg.config import Config
+    from semseg.engine.loss import build_criterion
+
+    cfg = Config()
+    cfg.train.class_weights = class_weights
+    crit = build_criterion(cfg, None, 4, torch.device("cpu"))  # type: ignore[arg-type]  # no statistics needed
+    target = torch.randint(0, 4, (2, 8, 8))
+    target[0, :3] = 255
+    logits, aux = torch.randn(2, 4, 8, 8), {"aux": torch.randn(2, 4, 8, 8), "se": torch.randn(2, 4)}
+    weight = None if class_weights is None else torch.tensor(class_weights)
+    loss, terms = crit(logits, target, aux)
+    assert torch.equal(loss, _old_criterion(logits, target, aux, weight))
+    assert set(terms) == {"main", "aux", "se", "loss"}
+
+
+def test_build_criterion_reports_bad_option_values_as_config_errors() -> None:
+    from semseg.config import Config
+    from semseg.engine.loss import build_criterion
+    from semseg.errors import ConfigError
+
+    cfg = Config()
+    cfg.train.loss = [{"name": "ce"}, {"name": "ohem", "thresh": 1.5}]
+    with pytest.raises(
+        ConfigError, match=r"train\.loss: loss term 1 \(ohem\): thresh=1\.5; expected a number in \(0, 1\]"
+    ):
+        build_criterion(cfg, None, 2, torch.device("cpu"))  # type: ignore[arg-type]
+    cfg.train.loss = [{"name": "lovasz", "classes": "some"}, {"name": "ce", "label_smoothing": 0.1}]
+    with pytest.raises(ConfigError, match="classes='some'; expected present or all"):
+        build_criterion(cfg, None, 2, torch.device("cpu"))  # type: ignore[arg-type]

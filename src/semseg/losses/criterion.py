@@ -1,20 +1,25 @@
-"""The training criterion of the context networks: main + auxiliary + Semantic Encoding terms.
+"""The training criterion: main + auxiliary + Semantic Encoding terms.
 
-``total = CE(logits) + aux_weight * sum CE(dense aux logits) + se_weight * sum BCE(SE logits)``
+``total = L(logits) + aux_weight * sum L(dense aux logits) + se_weight * sum BCE(SE logits)``
 
+* ``L`` is the pixel loss of ``train.loss`` (:func:`~semseg.losses.combined.build_pixel_loss`): a
+  weighted sum of cross-entropy, OHEM, focal, Dice and Lovasz terms; plain cross-entropy by default;
 * dense auxiliary outputs ``(N, C, H, W)`` (the FCN head on stage 3, PSPNet's deep supervision,
-  https://arxiv.org/abs/1612.01105, weight 0.4) get the same pixel-wise cross-entropy as the main
-  logits, with the same class weights and ignore label;
+  https://arxiv.org/abs/1612.01105, weight 0.4) get the same pixel loss as the main logits, with
+  the same class weights and ignore label;
 * image-level outputs ``(N, C)`` (EncNet's SE logits, https://arxiv.org/abs/1803.08904, weight 0.2)
   get binary cross-entropy against :func:`se_target`, which class ids occur in each mask.
 
 Every term is reported by name for logging, e.g.
-``{"main": 1.02, "aux": 1.31, "se": 0.69, "loss": 1.68}``.
+``{"main": 1.02, "aux": 1.31, "se": 0.69, "loss": 1.68}``; with more than one pixel loss, each
+output's parts too: ``{"main": 1.3, "main.ce": 1.0, "main.lovasz": 0.6, "aux": ..., ...}``
+(unweighted values; ``main`` is their weighted sum).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +27,7 @@ from torch import Tensor, nn
 
 from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError, InvalidOptionError
-from semseg.losses.functional import cross_entropy
+from semseg.losses.combined import DEFAULT_LOSS, build_pixel_loss
 
 
 def se_target(mask: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -58,14 +63,19 @@ class SegmentationCriterion(nn.Module):
     Args:
         num_classes: classes of the logits (sets the length of the SE target).
         ignore_index: label of pixels left out of every term.
-        class_weights: optional ``(C,)`` weights for the pixel-wise terms.
+        class_weights: optional ``(C,)`` weights for the pixel-loss terms that take them
+            (ce, ohem, focal).
         aux_weight: weight of each dense auxiliary term (0.4, PSPNet).
         se_weight: weight of each SE term (0.2, EncNet).
+        loss: the pixel loss terms, as ``train.loss``
+            (``[{"name": "ce", "weight": 1.0}, {"name": "lovasz", "weight": 0.5}]``); ``None``:
+            plain cross-entropy.
 
     Shape:
         ``logits``: ``(N, C, H, W)``; ``target``: ``(N, H, W)`` int64; ``aux``: named extra outputs
         (a model's ``SegmentationOutput.aux``), each ``(N, C, H, W)`` or ``(N, C)``
-        -> ``(scalar loss, {"main", <aux names>..., "loss"} floats)``.
+        -> ``(scalar loss, {"main", <aux names>..., "loss"} floats)``, plus ``"<output>.<term>"``
+        for each pixel-loss term when there are several.
     """
 
     def __init__(
@@ -75,6 +85,7 @@ class SegmentationCriterion(nn.Module):
         class_weights: Tensor | None = None,
         aux_weight: float = 0.4,
         se_weight: float = 0.2,
+        loss: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if class_weights is not None and tuple(class_weights.shape) != (num_classes,):
@@ -85,20 +96,20 @@ class SegmentationCriterion(nn.Module):
         self.ignore_index = ignore_index
         self.aux_weight = aux_weight
         self.se_weight = se_weight
-        # A buffer so that criterion.to(device) moves the weights along.
-        self.register_buffer("class_weights", None if class_weights is None else class_weights.float())
+        # A module, so that criterion.to(device) moves the class weights (the terms' buffers) along.
+        self.pixel_loss = build_pixel_loss(DEFAULT_LOSS if loss is None else loss, class_weights, ignore_index)
 
     def forward(
         self, logits: Tensor, target: Tensor, aux: Mapping[str, Tensor] | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         aux = aux or {}
-        main = self._pixel_loss(logits, target)
+        terms: dict[str, float] = {}
+        main = self._pixel_loss(logits, target, "main", terms)
         total = main
-        terms = {"main": float(main.detach())}
         presence: Tensor | None = None
         for name, value in aux.items():
             if value.dim() == 4:
-                term = self._pixel_loss(value, target)
+                term = self._pixel_loss(value, target, name, terms)
                 total = total + self.aux_weight * term
             elif value.dim() == 2:
                 if value.shape[1] != self.num_classes:
@@ -107,11 +118,17 @@ class SegmentationCriterion(nn.Module):
                     presence = se_target(target, self.num_classes, self.ignore_index)
                 term = F.binary_cross_entropy_with_logits(value.float(), presence)
                 total = total + self.se_weight * term
+                terms[name] = float(term.detach())
             else:
                 raise DataError(f"aux output {name!r} has shape {tuple(value.shape)}; expected (N, C, H, W) or (N, C)")
-            terms[name] = float(term.detach())
         terms["loss"] = float(total.detach())
         return total, terms
 
-    def _pixel_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(logits.float(), target, self.class_weights, self.ignore_index)
+    def _pixel_loss(self, logits: Tensor, target: Tensor, name: str, terms: dict[str, float]) -> Tensor:
+        """The pixel loss of one output (in float32), reported as ``terms[name]`` and, with several
+        terms, ``terms[f"{name}.{term}"]``."""
+        value, parts = self.pixel_loss(logits.float(), target)
+        terms[name] = float(value.detach())
+        if len(parts) > 1:
+            terms.update({f"{name}.{part}": float(v.detach()) for part, v in parts.items()})
+        return value
