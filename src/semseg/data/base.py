@@ -22,6 +22,18 @@ from semseg.errors import DataError
 PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def size_mismatch(mask_path: Path, image_path: Path, mask_hw: tuple[int, ...], image_hw: tuple[int, ...]) -> str:
+    """The message for a mask whose ``(H, W)`` is not its image's, with a hint when the two are
+    transposed (the image was turned upright by its EXIF orientation; masks never are)."""
+    text = (
+        f"{mask_path}: mask is {mask_hw[1]}x{mask_hw[0]} but image {image_path.name} is "
+        f"{image_hw[1]}x{image_hw[0]} (W x H)"
+    )
+    if mask_hw == image_hw[::-1]:
+        text += "; transposed: images are read upright by their EXIF orientation, masks as stored"
+    return text
+
+
 class SegmentationDataset(Dataset):
     """Image/mask pairs with label semantics.
 
@@ -87,10 +99,7 @@ class SegmentationDataset(Dataset):
         image = read_image(image_path)
         mask = self.load_mask(mask_path)
         if tuple(image.shape[1:]) != tuple(mask.shape):
-            raise DataError(
-                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but image {image_path.name} is "
-                f"{image.shape[2]}x{image.shape[1]} (W x H)"
-            )
+            raise DataError(size_mismatch(mask_path, image_path, tuple(mask.shape), tuple(image.shape[1:])))
         return image, mask
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

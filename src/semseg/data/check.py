@@ -1,9 +1,11 @@
 """``semseg data check ROOT --dataset NAME``: walk a dataset tree and report what would break
 training, plus the per-class pixel statistics behind class weights.
 
-Every image/mask pair is opened: problems are collected (not raised) so one run lists them all —
-missing masks or images, wrong file names, image/mask size mismatches, unreadable files, palette
-masks where ids are expected, and label values outside the classes. Pixel counts are of train ids
+Every image and mask is decoded in full (a truncated PNG or JPEG is a problem, not a header that
+looks fine): problems are collected (not raised) so one run lists them all — missing masks or
+images, two images of one stem, wrong file names, image/mask size mismatches, unreadable,
+truncated or oversized files, colour or palette masks where ids are expected, and label values
+outside the classes. Pixel counts are of train ids
 after the dataset's own label mapping, i.e. exactly what the loss and the metrics see.
 """
 
@@ -18,12 +20,12 @@ import numpy as np
 import torch
 
 from semseg.constants import IGNORE_INDEX
-from semseg.data.base import SegmentationDataset
-from semseg.data.io import read_mask
-from semseg.data.layout import image_size, require_id_mask
+from semseg.data.base import SegmentationDataset, size_mismatch
+from semseg.data.io import read_image, read_mask
+from semseg.data.layout import require_id_mask
 from semseg.data.registry import build_dataset, get_spec
 from semseg.data.statistics import median_frequency_weights
-from semseg.errors import DataError
+from semseg.errors import ConfigError, DataError
 
 
 @dataclass
@@ -134,16 +136,18 @@ def _discover(
 ) -> tuple[list[tuple[Path, Path]], np.ndarray | None, Sequence[str], bool]:
     """The pairs and label semantics of a split; missing files go to ``report.problems``."""
     spec = get_spec(name)
-    if spec.pair_finder is None:  # sample, camvid, folder: the constructor raises its first problem
+    if spec.pair_finder is None:  # a dataset without a finder: its constructor raises its first problem
         ds: SegmentationDataset = build_dataset(name, root, split, classes=classes)
         report.pairs = len(ds)
         return ds.pairs, ds.label_map, ds.classes, False
+    names = spec.classes if spec.classes is not None else classes
+    if not names:
+        raise ConfigError(f"dataset {name!r} needs its class names (--classes a,b,c; data.classes in a config)")
     pairs, problems = spec.pair_finder(root, split)
     report.pairs = len(pairs)
     report.problems += problems
     label_map = spec.label_map() if spec.label_map is not None else None
-    assert spec.classes is not None  # only folder leaves the classes to the user, and it has no finder
-    return pairs, label_map, spec.classes, spec.id_masks
+    return pairs, label_map, names, spec.id_masks
 
 
 def _count_pairs(
@@ -158,18 +162,22 @@ def _count_pairs(
     image_pixels = np.zeros(num_classes, dtype=np.int64)
     images = np.zeros(num_classes, dtype=np.int64)
     for image_path, mask_path in pairs:
+        errors = []
+        try:
+            height, width = read_image(image_path).shape[1:]
+        except DataError as exc:
+            errors.append(str(exc))
         try:
             if id_masks:
                 require_id_mask(mask_path)
             raw = read_mask(mask_path)
-            width, height = image_size(image_path)
         except DataError as exc:
-            report.problems.append(str(exc))
+            errors.append(str(exc))
+        if errors:
+            report.problems += errors
             continue
         if raw.shape != (height, width):
-            report.problems.append(
-                f"{mask_path}: mask is {raw.shape[1]}x{raw.shape[0]} but image {image_path.name} is {width}x{height}"
-            )
+            report.problems.append(size_mismatch(mask_path, image_path, raw.shape, (height, width)))
             continue
         if label_map is not None and int(raw.max()) >= len(label_map):
             report.problems.append(f"{mask_path}: raw label {int(raw.max())} has no entry in the label map")

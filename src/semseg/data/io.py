@@ -1,45 +1,190 @@
-"""Reading images and label masks with errors that name the file."""
+"""Reading images and label masks, with errors that name the file.
+
+Every file is opened through one helper that reads the header first and refuses an image whose
+width x height exceeds :data:`MAX_IMAGE_PIXELS` *before* decoding it, so a decompression bomb (a
+small file declaring a huge image) costs nothing. Any failure to read or decode the file (missing,
+empty, truncated, not an image, a symbolic-link loop, too large) is a
+:class:`~semseg.errors.DataError` naming the file. Decoding is complete: a truncated PNG or JPEG is
+an error here, never a half-grey image.
+
+Images (:func:`read_image`), whatever their kind, become 8-bit RGB:
+
+- 8-bit grayscale, palette, RGBA/LA (alpha dropped, colours kept), CMYK and YCbCr are converted to
+  RGB by Pillow; bilevel images to black and white.
+- 16-bit images are scaled to 8 bits by their high byte (``v >> 8``, so 65535 -> 255 and the
+  full range keeps its contrast); 48/64-bit RGB(A) PNGs are reduced the same way by Pillow. 32-bit
+  integer images (mode ``I``) are read as 16-bit (clipped to 0..65535 first). Floating-point
+  images (mode ``F``) have no defined range and are refused.
+- A JPEG (or TIFF/WebP) with an EXIF orientation tag is turned upright as every viewer shows it
+  (``ImageOps.exif_transpose``). Masks are never rotated: they are read as stored. A mask drawn on
+  the upright view therefore matches; a mask stored in the camera's raw orientation does not, and
+  the dataset reports the size mismatch (with a hint when the sizes are swapped).
+
+Masks (:func:`read_mask`) must hold label ids in one channel: 8-bit (``L``), palette indices
+(``P``, as VOC stores them), 16-bit (ids up to 65535, for datasets with many classes), or bilevel
+(0/1). Colour (RGB/RGBA/CMYK...), two-channel, float and negative masks are refused.
+"""
 
 from __future__ import annotations
 
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from semseg.errors import DataError
+from semseg.errors import DataError, InvalidOptionError
+
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
+"""The default pixel cap: twice Pillow's warning threshold, i.e. where Pillow itself stops with a
+``DecompressionBombError`` (about a 13,377 x 13,377 image; 512 MiB as 8-bit RGB)."""
+
+MAX_IMAGE_PIXELS: int | None = DEFAULT_MAX_IMAGE_PIXELS
+"""Images (and masks) with more pixels than this are refused from their header, before decoding.
+``None`` removes the cap. Change it with :func:`set_max_image_pixels` (the config's
+``data.max_image_pixels``)."""
+
+EXIF_ORIENTATION = 0x0112
+_OPEN_LOCK = threading.Lock()
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_COLOUR_MASK_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def set_max_image_pixels(n: int | None) -> None:
+    """Set :data:`MAX_IMAGE_PIXELS`, the largest ``width * height`` read; ``None``: no cap.
+
+    The cap applies to every image and mask this module reads from then on, in this process (and
+    in DataLoader workers forked after the call).
+
+    Raises:
+        InvalidOptionError: ``n`` is not a positive integer or ``None``.
+    """
+    global MAX_IMAGE_PIXELS
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise InvalidOptionError(f"max_image_pixels must be a positive integer or null, got {n!r}")
+    MAX_IMAGE_PIXELS = n
+
+
+@contextmanager
+def open_checked(path: str | Path, what: str = "image") -> Iterator[Image.Image]:
+    """Open ``path`` with Pillow (header only) after checking it exists, is not empty and is not
+    above :data:`MAX_IMAGE_PIXELS`; any read error inside the block becomes a :class:`DataError`.
+
+    Pillow's own decompression-bomb check is switched off while the header is read (under a
+    lock, then restored): this module's cap replaces it, so raising the cap is enough to read a
+    large image, and the error names the file, its size and the cap.
+
+    Args:
+        path: the file.
+        what: ``"image"`` or ``"mask"``, for the messages.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as exc:
+        raise DataError(f"{what} not found: {path}") from exc
+    except OSError as exc:  # a symbolic-link loop, a permission problem, an over-long name
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL byte in the name
+        raise DataError(f"cannot read {what} {path!r}: {exc}") from exc
+    if path.is_dir():
+        raise DataError(f"cannot read {what} {path}: it is a folder")
+    if size == 0:
+        raise DataError(f"cannot read {what} {path}: the file is empty (0 bytes)")
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            pil_cap, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil_cap
+    except UnidentifiedImageError as exc:
+        raise DataError(f"cannot read {what} {path}: not an image file Pillow can identify") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(f"cannot read {what} {path}: {exc}") from exc
+    with im:
+        width, height = im.size
+        if MAX_IMAGE_PIXELS is not None and width * height > MAX_IMAGE_PIXELS:
+            raise DataError(
+                f"{what} {path} is {width}x{height} = {width * height:,} pixels, above the cap of "
+                f"{MAX_IMAGE_PIXELS:,} (data.max_image_pixels; a decompression bomb or an image too large to decode)"
+            )
+        try:
+            yield im
+        except DataError:
+            raise
+        except MemoryError as exc:
+            raise DataError(f"cannot read {what} {path}: not enough memory to decode {width}x{height} pixels") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DataError(f"cannot read {what} {path}: {exc}") from exc
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """An RGB image as ``uint8`` tensor ``(3, H, W)``."""
-    try:
-        with Image.open(path) as im:
+    """An image file as ``uint8`` RGB tensor ``(3, H, W)``, upright as its EXIF orientation says.
+
+    Grayscale, palette, RGBA, CMYK and 16-bit images are converted as the module docstring
+    describes (16-bit: ``v >> 8``).
+
+    Raises:
+        DataError: missing, empty, truncated or unreadable file, a floating-point image, or more
+            pixels than :data:`MAX_IMAGE_PIXELS`; the message names the file.
+    """
+    with open_checked(path, "image") as im:
+        im.load()
+        if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
+            im = ImageOps.exif_transpose(im)
+        if im.mode in _HIGH_BIT_MODES:
+            wide = np.asarray(im).astype(np.int64)
+            gray = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+            arr = np.repeat(gray[:, :, None], 3, axis=2)
+        elif im.mode == "F":
+            raise DataError(f"cannot read image {path}: floating-point pixels (mode F); save it as 8- or 16-bit")
+        elif im.mode in ("P", "PA"):  # through RGBA, so a transparent palette entry raises no warning
+            arr = np.asarray(im.convert("RGBA").convert("RGB"))
+        else:
             arr = np.asarray(im.convert("RGB"))
-    except FileNotFoundError as exc:
-        raise DataError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1).contiguous()
 
 
 def read_mask(path: str | Path, allow_palette: bool = True) -> np.ndarray:
-    """A single-channel label image as ``uint8``/``uint16``/``int32`` ``(H, W)`` array of raw ids.
+    """A single-channel label image as a ``uint8``/``uint16``/``int32`` ``(H, W)`` array of raw ids.
 
-    Palette ("P") PNGs give their palette indices (VOC stores class ids that way). RGB masks are
-    refused: they hold colours, not ids, and need a dataset-specific colour map.
+    Palette ("P") PNGs give their palette indices (VOC stores class ids that way); 16-bit PNGs give
+    ids up to 65535; bilevel images give 0 and 1. The mask is read as stored (no EXIF rotation).
+
+    Raises:
+        DataError: missing, empty, truncated or unreadable file; a colour (RGB, RGBA, CMYK ...),
+            two-channel, floating-point or negative mask; a palette mask when ``allow_palette`` is
+            false; more pixels than :data:`MAX_IMAGE_PIXELS`. The message names the file.
     """
-    try:
-        with Image.open(path) as im:
-            if im.mode == "P" and not allow_palette:
-                raise DataError(f"{path}: palette (colour) mask where label ids are expected")
-            if im.mode in ("RGB", "RGBA"):
-                raise DataError(f"{path}: mask is {im.mode} (colours); expected single-channel label ids")
-            arr = np.asarray(im)
-    except FileNotFoundError as exc:
-        raise DataError(f"mask not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DataError(f"cannot read mask {path}: {exc}") from exc
+    with open_checked(path, "mask") as im:
+        mode = im.mode
+        if mode == "P" and not allow_palette:
+            raise DataError(f"{path}: palette (colour) mask where label ids are expected")
+        if mode in _COLOUR_MASK_MODES:
+            raise DataError(
+                f"{path}: mask is {mode} ({len(im.getbands())} channels of colour); expected single-channel "
+                "label ids (mode L, P or 16-bit)"
+            )
+        if len(im.getbands()) != 1:
+            raise DataError(
+                f"{path}: mask is {mode} ({len(im.getbands())} channels); expected single-channel label ids"
+            )
+        if mode == "F":
+            raise DataError(f"{path}: mask holds floating-point values (mode F); expected integer label ids")
+        im.load()
+        arr = np.asarray(im)
+    if mode == "1":
+        arr = arr.astype(np.uint8)
+    elif arr.dtype.byteorder not in ("=", "|"):  # big-endian 16-bit ("I;16B")
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
+        raise DataError(f"{path}: mask has negative values (min {int(arr.min())}); expected label ids >= 0")
     if arr.ndim != 2:
         raise DataError(f"{path}: mask has shape {arr.shape}; expected (H, W)")
     return arr

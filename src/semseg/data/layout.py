@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from semseg.constants import IGNORE_INDEX
+from semseg.data.io import open_checked
 from semseg.errors import DataError
 
 Pairs = list[tuple[Path, Path]]
@@ -66,7 +66,17 @@ def read_id_list(path: Path) -> list[str]:
     """Image ids from a split file, one per line (blank lines skipped)."""
     if not path.is_file():
         raise DataError(f"split list not found: {path}")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    return [line.split()[0] for line in read_text_file(path, "split list").splitlines() if line.strip()]
+
+
+def read_text_file(path: Path, what: str = "list file") -> str:
+    """The UTF-8 text of ``path``; an unreadable or non-UTF-8 file is a :class:`DataError` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
 def raise_first(pairs: Pairs, problems: list[str], where: Path) -> Pairs:
@@ -88,20 +98,9 @@ def require_id_mask(path: Path) -> None:
     unreadable file is left to :func:`semseg.data.io.read_mask`, which names it.
     """
     try:
-        with Image.open(path) as im:
+        with open_checked(path, "mask") as im:
             mode = im.mode
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+    except DataError:
         return
     if mode == "P":
         raise DataError(f"{path}: palette (colour) mask where label ids are expected (a mode 'L' or 16-bit PNG)")
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except FileNotFoundError as exc:
-        raise DataError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
