@@ -19,8 +19,8 @@ import numpy as np
 
 from semseg.constants import IGNORE_INDEX
 from semseg.data.base import PairTransform, SegmentationDataset
-from semseg.data.folder import pairs_from_folders, pairs_from_list
-from semseg.data.layout import label_table
+from semseg.data.folder import find_folder_pairs, find_list_pairs
+from semseg.data.layout import Pairs, check_split, label_table, raise_first
 from semseg.errors import DataError
 
 CLASSES = (
@@ -40,6 +40,31 @@ def camvid_label_map(ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     return label_table({i: i for i in range(len(CLASSES))}, size=256, ignore_index=ignore_index, fill=ignore_index)
 
 
+def camvid_pairs(root: str | Path, split: str) -> tuple[Pairs, list[str]]:
+    """``(image, mask)`` pairs of a split (from ``{split}.txt`` where present, else the
+    ``{split}/`` and ``{split}annot/`` folders) and one line per problem: a missing file, an image
+    without a mask, two images of one stem.
+
+    Raises:
+        DataError: a missing root, an unknown split, a missing folder or list file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"CamVid root not found: {root}")
+    check_split(split, SPLITS, "CamVid")
+    pairs: Pairs = []
+    problems: list[str] = []
+    for part in ("train", "val") if split == "trainval" else (split,):
+        list_file = root / f"{part}.txt"
+        if list_file.is_file():
+            found = find_list_pairs(list_file, root)
+        else:
+            found = find_folder_pairs(root / part, root / f"{part}annot")
+        pairs += found[0]
+        problems += found[1]
+    return pairs, problems
+
+
 class CamVid(SegmentationDataset):
     """CamVid 11 classes; void is ``ignore_index`` 255.
 
@@ -55,19 +80,7 @@ class CamVid(SegmentationDataset):
     classes = CLASSES
 
     def __init__(self, root: str | Path, split: str = "train", transform: PairTransform | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise DataError(f"CamVid root not found: {root}")
-        if split not in SPLITS:
-            raise DataError(f"unknown CamVid split {split!r}; allowed: {', '.join(SPLITS)}")
-        parts = ("train", "val") if split == "trainval" else (split,)
-        pairs = []
-        for part in parts:
-            list_file = root / f"{part}.txt"
-            if list_file.is_file():
-                pairs += pairs_from_list(list_file, root)
-            else:
-                pairs += pairs_from_folders(root / part, root / f"{part}annot")
-        self.root = root
+        pairs, problems = camvid_pairs(root, split)
+        self.root = Path(root)
         self.split = split
-        super().__init__(pairs, CLASSES, PALETTE, camvid_label_map(), transform)
+        super().__init__(raise_first(pairs, problems, self.root), CLASSES, PALETTE, camvid_label_map(), transform)

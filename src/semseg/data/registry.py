@@ -29,7 +29,7 @@ import semseg.data.camvid as camvid
 import semseg.data.cityscapes as cityscapes
 import semseg.data.voc as voc
 from semseg.data.base import PairTransform, SegmentationDataset
-from semseg.data.folder import FolderDataset
+from semseg.data.folder import FolderDataset, folder_pairs
 from semseg.data.layout import Pairs
 from semseg.errors import ConfigError, DataError
 
@@ -47,10 +47,12 @@ class DatasetSpec:
         factory: ``(root, split, transform=..., classes=...) -> dataset``; ``classes`` is passed
             only where :attr:`classes` is ``None``.
         classes: the class names; ``None`` where the user gives them (``folder``: masks carry no names).
-        splits: the allowed splits; ``None`` where any name is a split (``folder``).
+        splits: the allowed splits; ``None`` where the tree decides (``folder``: its list files and
+            split subfolders, or any name for a root without either).
         default_root: the root when none is given; ``None`` means a root is required.
-        pair_finder: ``(root, split) -> (pairs, problems)`` listing every missing file. Datasets
-            without one are checked through their constructor, which stops at the first error.
+        pair_finder: ``(root, split) -> (pairs, problems)`` listing every missing file, so
+            ``semseg data check`` reports them all (every dataset here has one). A dataset
+            without one is checked through its constructor, which stops at the first error.
         label_map: builds the raw-id -> train-id table; ``None`` where raw ids are train ids or
             the dataset's own constructor sets the table.
         id_masks: masks must be plain ids (not palette PNGs).
@@ -67,9 +69,18 @@ class DatasetSpec:
 
 # The order is the one error messages list the names in.
 DATASETS: dict[str, DatasetSpec] = {
-    "sample": DatasetSpec(camvid.CamVid, camvid.CLASSES, camvid.SPLITS, default_root=SAMPLE_ROOT),
-    "camvid": DatasetSpec(camvid.CamVid, camvid.CLASSES, camvid.SPLITS),
-    "folder": DatasetSpec(FolderDataset.from_split, None, None),
+    "sample": DatasetSpec(
+        camvid.CamVid,
+        camvid.CLASSES,
+        camvid.SPLITS,
+        default_root=SAMPLE_ROOT,
+        pair_finder=camvid.camvid_pairs,
+        label_map=camvid.camvid_label_map,
+    ),
+    "camvid": DatasetSpec(
+        camvid.CamVid, camvid.CLASSES, camvid.SPLITS, pair_finder=camvid.camvid_pairs, label_map=camvid.camvid_label_map
+    ),
+    "folder": DatasetSpec(FolderDataset.from_split, None, None, pair_finder=folder_pairs),
     "voc": DatasetSpec(voc.VOCSegmentation, voc.CLASSES, voc.SPLITS, pair_finder=voc.voc_pairs),
     "ade20k": DatasetSpec(
         ade20k.ADE20K,
