@@ -12,8 +12,9 @@ from PIL import Image
 from semseg.data import SAMPLE_ROOT, CachedDataset, build_dataset, collate_pairs
 from semseg.data.camvid import CLASSES, CamVid
 from semseg.data.folder import FolderDataset
+from semseg.data.io import read_image, read_mask
 from semseg.data.transforms import ColorJitter, RandomCrop, RandomHorizontalFlip, RandomScale, train_transform
-from semseg.errors import ConfigError, DataError
+from semseg.errors import ConfigError, DataError, InvalidOptionError
 
 
 def _write_pair(root: Path, stem: str, size=(12, 8), mask_value: int = 1, mask_size=None) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +169,7 @@ def _write_list(root: Path, split: str, stems: list[str]) -> None:
     (root / f"{split}.txt").write_text("".join(f"images/{s}.png masks/{s}.png\n" for s in stems))
 
 
-def test_folder_split_prefers_list_file_then_subfolder_then_root(tmp_path: Path) -> None:
+def test_folder_split_prefers_list_file_then_subfolder_and_refuses_unknown_splits(tmp_path: Path) -> None:
     for stem in ("a", "b", "c"):
         _write_pair(tmp_path, stem)
     _write_pair(tmp_path / "val", "v")
@@ -186,10 +187,22 @@ def test_folder_split_prefers_list_file_then_subfolder_then_root(tmp_path: Path)
     assert stems("train") == ["b", "c"]  # train.txt
     assert stems("test") == ["a"]  # test.txt, although test/ exists
     assert stems("val") == ["v"]  # val/images, val/masks
-    assert stems("other") == ["a", "b", "c"]  # neither: root itself
+    # A root with split structure does not silently serve an unknown split (eval --split TYPO).
+    with pytest.raises(DataError, match=r"unknown folder split 'TYPO' in .*; found: test, train, val$"):
+        FolderDataset.from_split(tmp_path, "TYPO", classes)
+    with pytest.raises(DataError, match=r"unknown folder split 'TYPO'"):
+        build_dataset("folder", tmp_path, "TYPO", classes=classes)
     assert FolderDataset.from_split(tmp_path, "val", classes).pairs[0][0] == tmp_path / "val" / "images" / "v.png"
     with pytest.raises(DataError, match="dataset folder not found"):
         FolderDataset.from_split(tmp_path / "missing", "train", classes)
+
+
+def test_folder_root_without_split_structure_serves_every_split(tmp_path: Path) -> None:
+    for stem in ("a", "b"):
+        _write_pair(tmp_path, stem)
+    (tmp_path / "notes").mkdir()  # a subfolder without images/ or masks/ is not a split
+    for split in ("train", "val", "anything"):
+        assert [i.stem for i, _ in FolderDataset.from_split(tmp_path, split, ["bg", "fg"]).pairs] == ["a", "b"]
 
 
 def test_data_package_exports_like_torchvision() -> None:
@@ -249,3 +262,163 @@ def test_data_imports_only_errors_constants_and_itself() -> None:
         for module in _semseg_imports(path):
             ok = module in ("semseg.errors", "semseg.constants") or module.startswith("semseg.data.")
             assert ok, f"{path.name} imports {module}"
+
+
+# ---------------------------------------------------------------- image and mask kinds
+
+
+def _png16(path: Path, values: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(values.astype(np.uint16)).save(path)
+    assert Image.open(path).mode == "I;16"
+    return path
+
+
+def test_16bit_image_is_scaled_to_8_bits_not_saturated(tmp_path: Path) -> None:
+    ramp = (np.arange(6 * 8).reshape(6, 8) * 1365).astype(np.uint16)  # 0 .. 64155
+    image = read_image(_png16(tmp_path / "a.png", ramp))
+    assert image.shape == (3, 6, 8) and image.dtype == torch.uint8
+    assert torch.equal(image[0], torch.from_numpy((ramp >> 8).astype(np.uint8)))
+    assert torch.equal(image[0], image[2]) and int(image.max()) == 64155 >> 8
+
+
+def test_image_kinds_become_8bit_rgb(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    base = Image.fromarray(rgb)
+    for name, im in {
+        "gray.png": base.convert("L"),
+        "rgba.png": base.convert("RGBA"),
+        "la.png": base.convert("LA"),
+        "cmyk.jpg": base.convert("CMYK"),
+        "palette.png": base.quantize(8),
+        "bilevel.png": base.convert("1"),
+    }.items():
+        im.save(tmp_path / name)
+        image = read_image(tmp_path / name)
+        assert image.shape == (3, 6, 8) and image.dtype == torch.uint8, name
+    assert torch.equal(read_image(tmp_path / "rgba.png"), torch.from_numpy(rgb).permute(2, 0, 1))  # alpha dropped
+    gray = read_image(tmp_path / "gray.png")
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[0], torch.from_numpy(np.array(base.convert("L"))))
+
+
+def test_exif_rotated_image_is_read_upright_and_its_stored_mask_mismatch_says_why(tmp_path: Path) -> None:
+    upright = np.zeros((6, 10, 3), np.uint8)
+    upright[0, 0] = 255  # top-left marker
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    (tmp_path / "images").mkdir()
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "images" / "a.png", exif=exif)
+    image = read_image(tmp_path / "images" / "a.png")
+    assert image.shape == (3, 6, 10) and int(image[0, 0, 0]) == 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((10, 6), np.uint8)).save(tmp_path / "masks" / "a.png")  # the stored orientation
+    with pytest.raises(DataError, match=r"a.png: mask is 6x10 but image a.png is 10x6 \(W x H\); transposed"):
+        FolderDataset(tmp_path, ["bg", "fg"])[0]
+
+
+def test_decompression_bomb_is_refused_from_its_header_and_the_cap_is_configurable(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    from semseg.data import io
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = tmp_path / "bomb.png"
+    ihdr = struct.pack(">IIBBBBB", 50_000, 40_000, 8, 0, 0, 0, 0)  # 2e9 pixels declared in 70 bytes
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 9)) + chunk(b"IEND", b"")
+    )
+    assert io.MAX_IMAGE_PIXELS == io.DEFAULT_MAX_IMAGE_PIXELS == 178_956_970
+    message = r"bomb.png is 50000x40000 = 2,000,000,000 pixels, above the cap of 178,956,970"
+    with pytest.raises(DataError, match=message):
+        read_image(bomb)
+    with pytest.raises(DataError, match=message.replace("image", "mask")):
+        read_mask(bomb)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(small)
+    try:
+        io.set_max_image_pixels(47)
+        with pytest.raises(DataError, match=r"small.png is 8x6 = 48 pixels, above the cap of 47"):
+            read_image(small)
+        io.set_max_image_pixels(48)
+        assert read_image(small).shape == (3, 6, 8)
+        for bad in (0, -1, 2.5, True, "10"):
+            with pytest.raises(InvalidOptionError, match="max_image_pixels must be a positive integer or null"):
+                io.set_max_image_pixels(bad)  # type: ignore[arg-type]
+    finally:
+        io.set_max_image_pixels(io.DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def test_unreadable_files_name_the_file(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    os.symlink("loop.png", tmp_path / "loop.png")
+    (tmp_path / "folder.png").mkdir()
+    Image.fromarray(np.zeros((64, 64), np.float32)).save(tmp_path / "float.tif")
+    cases = {
+        "empty.png": r"empty.png: the file is empty \(0 bytes\)",
+        "loop.png": r"loop.png: Too many levels of symbolic links",
+        "folder.png": r"folder.png: it is a folder",
+        "missing.png": r"image not found: .*missing.png",
+        "float.tif": r"float.tif: floating-point pixels",
+    }
+    for name, message in cases.items():
+        with pytest.raises(DataError, match=message):
+            read_image(tmp_path / name)
+
+
+def test_mask_kinds(tmp_path: Path) -> None:
+    ids = np.arange(6 * 8).reshape(6, 8) * 1000
+    assert read_mask(_png16(tmp_path / "wide.png", ids)).max() == 47000  # 16-bit ids are kept
+    Image.fromarray(np.eye(6, 8, dtype=bool)).save(tmp_path / "bilevel.png")
+    bilevel = read_mask(tmp_path / "bilevel.png")
+    assert bilevel.dtype == np.uint8 and set(np.unique(bilevel)) == {0, 1}
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(tmp_path / "rgb.png")
+    Image.fromarray(np.zeros((6, 8), np.uint8)).convert("LA").save(tmp_path / "la.png")
+    with pytest.raises(DataError, match=r"rgb.png: mask is RGB \(3 channels of colour\)"):
+        read_mask(tmp_path / "rgb.png")
+    with pytest.raises(DataError, match=r"la.png: mask is LA \(2 channels\)"):
+        read_mask(tmp_path / "la.png")
+
+
+def _truncated(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_truncated_images_are_errors_not_grey(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"a{suffix}"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+    _truncated(path, 0.6)
+    with pytest.raises(DataError, match=rf"cannot read image .*a\{suffix}"):
+        read_image(path)
+
+
+def test_two_images_with_one_stem_are_refused_naming_both(tmp_path: Path) -> None:
+    _write_pair(tmp_path, "f0")
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "images" / "f0.jpg")
+    with pytest.raises(DataError, match=r"images .*f0.jpg and .*f0.png share the stem 'f0'"):
+        FolderDataset(tmp_path, ["bg", "fg"])
+
+
+def test_list_file_names_with_spaces_and_non_ascii(tmp_path: Path) -> None:
+    for stem in ("my image", "straße"):
+        _write_pair(tmp_path, stem)
+    (tmp_path / "train.txt").write_text(
+        "images/my image.png\tmasks/my image.png\nimages/straße.png masks/straße.png\n", encoding="utf-8"
+    )
+    (tmp_path / "val.txt").write_text("images/my image.png masks/my image.png\n")  # one split point fits
+    for split in ("train", "val"):
+        ds = build_dataset("folder", tmp_path, split, classes=["bg", "fg"])
+        assert all(i.is_file() and m.is_file() for i, m in ds.pairs)
+    assert len(build_dataset("folder", tmp_path, "train", classes=["bg", "fg"])) == 2
+    (tmp_path / "bad.txt").write_bytes(b"images/\xff.png masks/a.png\n")
+    with pytest.raises(DataError, match=r"bad.txt is not UTF-8 text"):
+        FolderDataset(tmp_path, ["bg", "fg"], list_file="bad.txt")
+    (tmp_path / "odd.txt").write_text("images/straße.png\n")
+    with pytest.raises(DataError, match=r"odd.txt:1: expected 'image mask' \(a tab between names with spaces\)"):
+        FolderDataset(tmp_path, ["bg", "fg"], list_file="odd.txt")

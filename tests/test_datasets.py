@@ -423,6 +423,57 @@ def test_check_reports_constructor_errors_for_camvid(tmp_path: Path) -> None:
     assert sample.ok and sum(sample.splits[0].class_pixels) + sample.splits[0].ignored_pixels == 3 * 180 * 240
 
 
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_check_decodes_every_file_so_truncated_images_and_masks_are_problems(tmp_path: Path) -> None:
+    root = tmp_path / "f"
+    for stem, suffix in (("a", ".png"), ("b", ".jpg"), ("c", ".png")):
+        _image(root / "images" / f"{stem}{suffix}", 0, (32, 32))
+        _mask(root / "masks" / f"{stem}.png", _ids(1, 2, (32, 32)))
+    _truncate(root / "images" / "a.png", 0.5)
+    _truncate(root / "images" / "b.jpg", 0.6)
+    _truncate(root / "masks" / "c.png", 0.5)
+    problems = check_dataset("folder", root, ["train"], classes=["bg", "fg"]).splits[0].problems
+    assert len(problems) == 3, problems
+    assert re.search(r"cannot read image .*a\.png", problems[0])
+    assert re.search(r"cannot read image .*b\.jpg", problems[1])
+    assert re.search(r"cannot read mask .*c\.png", problems[2])
+
+
+def test_check_lists_every_problem_of_folder_and_camvid_trees(tmp_path: Path) -> None:
+    root = tmp_path / "f"
+    for stem in ("a", "b", "c", "d"):
+        _image(root / "images" / f"{stem}.png", 0)
+        _mask(root / "masks" / f"{stem}.png", _ids(1, 2))
+    (root / "masks" / "a.png").unlink()
+    (root / "masks" / "b.png").unlink()
+    _image(root / "images" / "c.jpg", 1)  # c.png and c.jpg: one stem
+    _mask(root / "masks" / "d.png", np.full((H, W), 9))
+    problems = check_dataset("folder", root, ["train"], classes=["bg", "fg"]).splits[0].problems
+    assert len(problems) == 4, problems
+    assert "share the stem 'c'" in problems[0] and "a.png has no mask" in problems[1]
+    assert "b.png has no mask" in problems[2] and "d.png: label values [9] outside the 2 classes" in problems[3]
+    with pytest.raises(DataError, match=r"share the stem 'c'.* \(and 2 more; run `semseg data check`"):
+        build_dataset("folder", root, "train", classes=["bg", "fg"])
+    with pytest.raises(ConfigError, match=r"needs its class names \(--classes"):
+        check_dataset("folder", root, ["train"])
+
+    cam = tmp_path / "camvid"
+    for part in ("train", "val"):
+        for stem in ("x", "y"):
+            _image(cam / part / f"{stem}.png", 0)
+            _mask(cam / f"{part}annot" / f"{stem}.png", _ids(0, 12))
+        (cam / f"{part}annot" / "x.png").unlink()
+    (cam / "val.txt").write_text("val/y.png valannot/y.png\nval/z.png valannot/z.png\n")
+    report = check_dataset("camvid", cam, ["train", "val", "trainval"])
+    assert [len(s.problems) for s in report.splits] == [1, 1, 2]
+    assert "x.png has no mask" in report.splits[0].problems[0]
+    assert "val.txt:2: image not found" in report.splits[1].problems[0]
+
+
 # ---------------------------------------------------------------- downloads (file:// URLs, no network)
 
 
