@@ -21,9 +21,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from semseg.engine.trainer import train
 
     if args.resume:
-        if args.config or args.overrides or args.overwrite:
-            raise ConfigError("--resume continues a run with its saved config; drop --config/--set/--overwrite")
-        run = train(Config(), resume=args.resume, progress=not args.no_progress)
+        if args.config or args.overwrite:
+            raise ConfigError("--resume continues a run with its saved config; drop --config/--overwrite")
+        run = train(Config(), resume=args.resume, progress=not args.no_progress, resume_overrides=args.overrides)
     else:
         cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
         apply_overrides(cfg, args.overrides)

@@ -12,6 +12,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 50
     threads: int | None = None  # torch intra-op threads; None: torch's default
+    init_from: str | None = None  # fine-tune from a trained run, checkpoint or .safetensors (new classes allowed)
+    accumulate: int = 1  # micro-batches of data.batch_size per optimiser step (gradient accumulation)
+    clip_grad_norm: float | None = None  # clip the gradients' global L2 norm; None: no clipping
+    scale_lr: str = "none"  # none | linear (lr x world size x accumulate, the "linear scaling rule")
+    deterministic: bool = False  # deterministic algorithms (CUDA: slower kernels); CPU runs already repeat
 
 
 @dataclass
@@ -107,6 +113,7 @@ class Config:
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.optimizer": ("adamw", "sgd"),
     "train.precision": PRECISIONS,
+    "train.scale_lr": ("none", "linear"),
     "eval.precision": PRECISIONS,
     "eval.mode": ("whole", "slide"),
 }
@@ -129,7 +136,23 @@ MINIMUMS: dict[str, float] = {
     "train.eval_every": 0,
     "train.checkpoint_every": 1,
     "train.threads": 1,
+    "train.accumulate": 1,
+    "train.clip_grad_norm": 0.0,
 }
+
+# What `semseg train --resume RUN --set KEY=VALUE` may change: schedule lengths, intervals, where
+# the data lives and how it is read. Anything else would make the resumed run another run.
+SAFE_ON_RESUME = (
+    "train.iterations",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.threads",
+    "train.device",
+    "data.root",
+    "data.workers",
+    "data.max_val_images",
+)
 
 # Keys that moved, so an old preset or run gets a pointer instead of a bare "unknown key".
 MOVED_KEYS = {"train.channels_last": "model.channels_last", "model.options.channels_last": "model.channels_last"}
@@ -198,6 +221,18 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         set_value(cfg, key, value)
     validate(cfg)
     return cfg
+
+
+def apply_resume_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``--set`` on ``--resume``: only the keys of :data:`SAFE_ON_RESUME` may change."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in SAFE_ON_RESUME:
+            raise ConfigError(
+                f"--set {key} cannot change on --resume (the run would become another run); "
+                f"allowed: {allowed(SAFE_ON_RESUME)}"
+            )
+    return apply_overrides(cfg, list(overrides))
 
 
 def saved_config(data: dict[str, Any]) -> Config:

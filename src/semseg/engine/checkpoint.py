@@ -70,6 +70,33 @@ def load_checkpoint_model(path: str | Path) -> SegmentationModel:
     return model
 
 
+def init_from_checkpoint(model: nn.Module, source: str | Path) -> dict[str, list[str]]:
+    """Fine-tuning: copy into ``model`` every tensor of a trained checkpoint whose name and shape
+    match (a run folder, checkpoint folder or ``.safetensors`` file). Tensors whose shape differs
+    (the classifier, for another class count) keep their fresh initialisation.
+
+    Returns ``{"loaded": [...], "skipped": [...], "missing": [...]}``: loaded names, names whose
+    shape differs, and the model's names the checkpoint lacks. Raises :class:`CheckpointError` if
+    nothing matches (a checkpoint of another network).
+    """
+    path = Path(source)
+    file = path if path.suffix == ".safetensors" and path.is_file() else find_checkpoint(path) / "model.safetensors"
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:
+        raise CheckpointError(f"train.init_from: cannot read {file}: {exc}") from None
+    own = unwrap(model).state_dict()
+    loaded = [k for k, v in tensors.items() if k in own and own[k].shape == v.shape]
+    skipped = [k for k, v in tensors.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in tensors]
+    if not loaded:
+        raise CheckpointError(
+            f"train.init_from: no tensor of {file} fits {getattr(unwrap(model), 'model_name', 'the model')}"
+        )
+    unwrap(model).load_state_dict({k: tensors[k] for k in loaded}, strict=False)
+    return {"loaded": loaded, "skipped": skipped, "missing": missing}
+
+
 def save_checkpoint(
     folder: str | Path, model: nn.Module, meta: dict[str, Any], state: dict[str, Any] | None = None
 ) -> Path:

@@ -26,9 +26,17 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=tc.lr)
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, iteration: int, tc: TrainConfig) -> float:
-    """Set every group's rate for ``iteration`` (poly decay after warm-up); return the base rate."""
-    lr = poly_lr(iteration, tc.iterations, tc.lr, tc.poly_power, tc.warmup_iters)
+def set_learning_rate(optimizer: torch.optim.Optimizer, iteration: int, tc: TrainConfig, scale: float = 1.0) -> float:
+    """Set every group's rate for ``iteration`` (poly decay after warm-up, times ``scale``, see
+    :func:`lr_scale`); return the base rate."""
+    lr = poly_lr(iteration, tc.iterations, tc.lr, tc.poly_power, tc.warmup_iters) * scale
     for group in optimizer.param_groups:
         group["lr"] = lr * group["lr_mult"]
     return lr
+
+
+def lr_scale(tc: TrainConfig, world: int) -> float:
+    """The factor on ``train.lr``: 1, or with ``train.scale_lr: linear`` the number of images per
+    step over ``data.batch_size`` (world size x accumulation), Goyal et al.'s linear scaling
+    rule (https://arxiv.org/abs/1706.02677). Never applied unless asked."""
+    return float(world * tc.accumulate) if tc.scale_lr == "linear" else 1.0

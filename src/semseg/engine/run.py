@@ -8,8 +8,9 @@ Runs on CPU, one GPU, or many through ``torchrun`` (DDP; the environment decides
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,17 +21,17 @@ import yaml
 from torch import nn
 from torch.utils.data import Dataset
 
-from semseg.config import Config, saved_config
+from semseg.config import Config, apply_resume_overrides, saved_config
 from semseg.data import SegmentationDataset, build_dataset
 from semseg.data.cache import CachedDataset
 from semseg.data.transforms import train_transform
 from semseg.engine import distributed as dist_utils
 from semseg.engine.batches import Batch, endless_batches
-from semseg.engine.checkpoint import find_checkpoint, load_state, load_weights, read_meta
+from semseg.engine.checkpoint import find_checkpoint, init_from_checkpoint, load_state, load_weights, read_meta
 from semseg.engine.files import write_atomic
 from semseg.engine.lock import RunLock
 from semseg.engine.loss import build_criterion
-from semseg.engine.optim import build_optimizer
+from semseg.engine.optim import build_optimizer, lr_scale
 from semseg.engine.state import Clock, restore_rng, seed_everything
 from semseg.errors import ConfigError
 from semseg.losses.criterion import SegmentationCriterion
@@ -50,6 +51,7 @@ class Run:
         start_iteration: 0, or where the resumed checkpoint stopped.
         channels_last: the memory layout the model was built in (saved with every checkpoint).
         lock: rank 0's hold on the run folder (``None`` on other ranks); :meth:`close` releases it.
+        lr_scale: the factor on ``train.lr`` (:func:`~semseg.engine.optim.lr_scale`).
         saved_iteration: the iteration of the newest checkpoint on disk (``None``: none yet).
     """
 
@@ -71,6 +73,7 @@ class Run:
     clock: Clock
     lock: RunLock | None = None
     saved_iteration: int | None = None
+    lr_scale: float = 1.0
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -83,13 +86,17 @@ class Run:
         return self.rank == 0
 
 
-def build_run(cfg: Config, resume: str | Path | None = None, overwrite: bool = False) -> Run:
+def build_run(
+    cfg: Config, resume: str | Path | None = None, overwrite: bool = False, resume_overrides: Sequence[str] = ()
+) -> Run:
     """Datasets, model, criterion, optimiser, loader and, with ``resume``, the saved state.
 
     With ``resume`` (a run folder or checkpoint), ``cfg`` is ignored: the run continues with the
     config it saved, its weights, optimiser moments, iteration, clock, random generators and
     position in the data. A new run never writes into a folder that holds a run unless
     ``overwrite`` says to replace it, and a folder another process writes is refused either way.
+    ``resume_overrides`` (``section.key=value``) change the keys that are safe to change on a
+    resume (:data:`semseg.config.SAFE_ON_RESUME`) and are refused for any other.
     The order of the steps below is the order the random generators are consumed in, so a
     seed reproduces a run.
     """
@@ -97,7 +104,7 @@ def build_run(cfg: Config, resume: str | Path | None = None, overwrite: bool = F
     ckpt: Path | None = None
     if resume is not None:
         ckpt = find_checkpoint(resume)
-        cfg = saved_config(read_meta(ckpt)["config"])
+        cfg = apply_resume_overrides(saved_config(read_meta(ckpt)["config"]), resume_overrides)
         state = load_state(ckpt)
         run_dir = ckpt.parent.parent
     else:
@@ -126,6 +133,8 @@ def _build(
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    if tc.deterministic:
+        make_deterministic(rank == 0)
     seed_everything(tc.seed + rank)
 
     train_data, train_set, val_set = build_datasets(cfg)
@@ -148,8 +157,16 @@ def _build(
         clock = Clock(float(state["wall"]), float(state["cpu"]))
         restore_rng(state)
 
+    # Each step reads `accumulate` batches, so step i starts at batch i * accumulate.
     batches = endless_batches(
-        train_set, cfg.data.batch_size, tc.seed, start, rank, world, cfg.data.workers, device.type == "cuda"
+        train_set,
+        cfg.data.batch_size,
+        tc.seed,
+        start * tc.accumulate,
+        rank,
+        world,
+        cfg.data.workers,
+        device.type == "cuda",
     )
     if rank == 0:
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -157,9 +174,14 @@ def _build(
     if state is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
     saved = start if state is not None else None
+    scale = lr_scale(tc, world)
+    if rank == 0 and (world > 1 or tc.accumulate > 1):
+        images = cfg.data.batch_size * world * tc.accumulate
+        how = f"train.lr x {scale:g} (scale_lr: linear)" if scale != 1 else "train.lr as set (scale_lr: none)"
+        print(f"{images} images per step ({world} process(es) x {tc.accumulate} x batch {cfg.data.batch_size}); {how}")
     return Run(
         cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
-        criterion, optimizer, scaler, batches, start, clock, lock, saved,
+        criterion, optimizer, scaler, batches, start, clock, lock, saved, scale,
     )  # fmt: skip
 
 
@@ -181,8 +203,10 @@ def build_model(
 ) -> tuple[SegmentationModel, bool]:
     """The configured model with the dataset's classes and palette, and its memory layout.
 
-    ``pretrained=False`` skips the backbone weights (a resumed run loads every weight from its
-    checkpoint anyway).
+    ``pretrained=False`` skips the backbone weights and ``train.init_from`` (a resumed run loads
+    every weight from its checkpoint anyway). With ``train.init_from`` the model starts from a
+    trained checkpoint: every tensor of matching name and shape is copied, and the report of
+    what was skipped (the classifier, for a new class count) is printed.
     """
     num_classes = cfg.model.num_classes or train_data.num_classes
     if num_classes != train_data.num_classes:
@@ -195,7 +219,28 @@ def build_model(
         channels_last = default_channels_last(cfg.model.name)
     model = create_model(cfg.model.name, num_classes=num_classes, channels_last=channels_last, **options)
     model.set_metadata(train_data.classes, train_data.palette)
+    if pretrained and cfg.train.init_from:
+        report = init_from_checkpoint(model, cfg.train.init_from)
+        skipped = ", ".join(report["skipped"][:6]) or "none"
+        print(
+            f"init_from {cfg.train.init_from}: loaded {len(report['loaded'])} tensors; skipped (other shape, "
+            f"re-initialised): {skipped}; not in the checkpoint: {len(report['missing'])}"
+        )
     return model, channels_last
+
+
+def make_deterministic(verbose: bool = True) -> None:
+    """Deterministic kernels for ``train.deterministic``: ``torch.use_deterministic_algorithms``
+    (an op without a deterministic kernel then raises instead of varying), cuDNN without
+    autotuning, and the cuBLAS workspace setting CUDA needs for repeatable matrix products. On
+    CPU, runs of one config already repeat bit for bit; on CUDA this costs speed (cuDNN picks
+    slower deterministic algorithms, some ops run non-vectorised), which is why it is opt-in."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    if verbose:
+        print("deterministic: on (deterministic kernels and no cuDNN autotuning: slower on CUDA, same speed on CPU)")
 
 
 def claim_run_dir(run_dir: Path, new: bool, overwrite: bool = False) -> RunLock:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from semseg.config import Config
@@ -23,14 +24,23 @@ from semseg.engine.step import train_step
 from semseg.errors import Interrupted
 
 
-def train(cfg: Config, resume: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> Path:
+def train(
+    cfg: Config,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    resume_overrides: Sequence[str] = (),
+) -> Path:
     """Train as ``cfg`` says (or continue the run folder ``resume``); return the run folder.
 
-    ``overwrite=True`` replaces a finished run of the same name (otherwise refused). The first
+    ``overwrite=True`` replaces a finished run of the same name (otherwise refused);
+    ``resume_overrides`` change the keys that may change on a resume (iterations, intervals, data
+    root; see :data:`semseg.config.SAFE_ON_RESUME`). The first
     Ctrl-C finishes the current step, saves a checkpoint and raises :class:`Interrupted`; a
     second one stops at once (the previous checkpoint stays intact).
     """
-    run = build_run(cfg, resume, overwrite)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    run = build_run(cfg, resume, overwrite, resume_overrides)
     tc = run.cfg.train
     bar = tqdm(
         range(run.start_iteration, tc.iterations),
@@ -49,7 +59,9 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True, 
                 done = iteration + 1
                 if is_due(done, tc.log_every, tc.iterations):
                     log_step(run, done, terms)
-                    bar.set_postfix(loss=f"{terms['loss']:.3f}", lr=f"{terms['lr']:.2e}")
+                    rate = bar.format_dict.get("rate") or 0.0  # steps/s as tqdm measures them
+                    images = run.cfg.data.batch_size * run.world * tc.accumulate * rate
+                    bar.set_postfix(loss=f"{terms['loss']:.3f}", lr=f"{terms['lr']:.2e}", img_s=f"{images:.1f}")
                 if is_due(done, tc.checkpoint_every, tc.iterations) or stop.is_set():
                     save_run_checkpoint(run, done)
                 if stop.is_set():
@@ -69,6 +81,7 @@ def train(cfg: Config, resume: str | Path | None = None, progress: bool = True, 
     finally:
         bar.close()
         run.close()
+        torch.use_deterministic_algorithms(deterministic_before)  # train.deterministic is for this run only
     return run.run_dir
 
 
