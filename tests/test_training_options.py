@@ -182,3 +182,13 @@ def test_deterministic_mode_repeats_and_is_switched_off_afterwards(tmp_path: Pat
         runs.append(load_file(str(tmp_path / name / "checkpoints" / "last" / "model.safetensors")))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_resume_auto_starts_then_continues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", *TINY, "--resume", "auto", "--set", f"output.dir={tmp_path}", "--set", "output.name=elastic"]
+    assert main([*argv, "--set", "train.iterations=1"]) == 0
+    assert "no checkpoint in" in capsys.readouterr().out
+    assert main([*argv, "--set", "train.iterations=2"]) == 0
+    assert "continuing" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "elastic" / "checkpoints" / "last" / "meta.json").read_text())
+    assert meta["iteration"] == 2

@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (default: the embedded CamVid sample, ~1 min on CPU)")
     p.add_argument("--config", help="a YAML preset (path, or a name in configs/)")
     _add_overrides(p, "data.root=PATH")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run in this folder from its last checkpoint; 'auto': the config's run folder if it has one",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -16,10 +16,30 @@ from semseg.errors import ConfigError, DataError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``semseg train``: a new run from a preset and overrides, or ``--resume RUN``."""
-    from semseg.config import Config, apply_overrides, load_config, resolve_config_path
+    """``semseg train``: a new run from a preset and overrides, ``--resume RUN``, or
+    ``--resume auto`` (continue the config's run folder if it has a checkpoint, else start it:
+    the one command an elastic launcher repeats after a restart)."""
+    from semseg.config import SAFE_ON_RESUME, Config, apply_overrides, load_config, resolve_config_path
+    from semseg.engine.checkpoint import find_checkpoint
     from semseg.engine.trainer import train
+    from semseg.errors import CheckpointError
 
+    if args.resume == "auto":
+        cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
+        apply_overrides(cfg, args.overrides)
+        if not cfg.output.name:
+            raise ConfigError("--resume auto needs a fixed output.name (the folder to continue)")
+        folder = Path(cfg.output.dir) / cfg.output.name
+        try:
+            find_checkpoint(folder)
+            args.resume, args.config = str(folder), None
+            args.overrides = [o for o in args.overrides if o.split("=", 1)[0].strip() in SAFE_ON_RESUME]
+            print(f"--resume auto: continuing {folder}")
+        except CheckpointError:
+            # Nothing trained is in the folder (at most the config and logs of a run that died
+            # before its first checkpoint): start it afresh.
+            args.resume, args.overwrite = None, True
+            print(f"--resume auto: no checkpoint in {folder}; starting it")
     if args.resume:
         if args.config or args.overwrite:
             raise ConfigError("--resume continues a run with its saved config; drop --config/--overwrite")
