@@ -245,9 +245,15 @@ def test_predict_never_overwrites_unless_asked(tmp_path: Path, capsys: pytest.Ca
         (["train", "--set", "train.lr=.nan"], "train.lr=nan; it must be a number >= 0.0"),
         (["train", "--set", "train.log_every=0"], "train.log_every=0; it must be a number >= 1"),
         (["train", "--config", "/dev/null"], "config file /dev/null is empty"),
+        (["train", "--set", "data.max_image_pixels=100"], "above the cap of 100 (data.max_image_pixels;"),
     ],
 )
-def test_more_user_errors_in_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_more_user_errors_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semseg.data import io
+
+    monkeypatch.setattr(io, "MAX_IMAGE_PIXELS", io.MAX_IMAGE_PIXELS)  # the cap is process-wide: restore it
     if "cuda" in message.lower() and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 CUDA devices")
     assert main(argv) == 2

@@ -192,3 +192,30 @@ def test_resume_auto_starts_then_continues(tmp_path: Path, capsys: pytest.Captur
     assert "continuing" in capsys.readouterr().out
     meta = json.loads((tmp_path / "elastic" / "checkpoints" / "last" / "meta.json").read_text())
     assert meta["iteration"] == 2
+
+
+def test_weight_ema_by_hand() -> None:
+    from semseg.engine.ema import WeightEMA
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(1.0)
+    ema = WeightEMA(model, decay=0.5)
+    model.weight.data.fill_(3.0)
+    ema.update(model)  # 0.5 * 1 + 0.5 * 3 = 2
+    model.weight.data.fill_(6.0)
+    ema.update(model)  # 0.5 * 2 + 0.5 * 6 = 4
+    assert ema.state["weight"].item() == 4.0
+    with ema.applied(model):
+        assert model.weight.item() == 4.0
+    assert model.weight.item() == 6.0
+
+
+def test_ema_is_evaluated_and_saved_beside_the_weights(tmp_path: Path) -> None:
+    argv = ["train", *TINY, "--set", "train.iterations=2", "--set", "train.ema_decay=0.5"]
+    assert main([*argv, "--set", f"output.dir={tmp_path}", "--set", "output.name=ema"]) == 0
+    run = tmp_path / "ema"
+    weights = load_file(str(run / "checkpoints" / "last" / "model.safetensors"))
+    ema = load_file(str(run / "checkpoints" / "last" / "ema.safetensors"))
+    assert weights.keys() == ema.keys() and any(not torch.equal(weights[k], ema[k]) for k in weights)
+    record = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])
+    assert 0 <= record["ema_miou"] <= 1 and "ema" in json.loads((run / "metrics.json").read_text())

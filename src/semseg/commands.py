@@ -74,6 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """``semseg eval RUN``: scores of a checkpoint on a split, with any inference recipe."""
     from semseg.config import apply_overrides, saved_config
     from semseg.data import build_dataset
+    from semseg.data.io import set_max_image_pixels
     from semseg.engine.checkpoint import find_checkpoint, load_checkpoint_model, read_meta
     from semseg.engine.evaluate import evaluate
     from semseg.inference import Predictor
@@ -84,6 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     apply_overrides(cfg, args.overrides)
     device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
     model = load_checkpoint_model(folder).to(device).eval()
+    set_max_image_pixels(cfg.data.max_image_pixels)
     dataset = build_dataset(cfg.data.dataset, cfg.data.root, args.split or cfg.data.val_split, classes=cfg.data.classes)
     opts = inference_options(args, cfg.eval)
     scores, _ = evaluate(
@@ -146,8 +148,14 @@ def _check_prediction_outputs(paths: list[Path], out: Path, overwrite: bool) -> 
     ``overwrite``) outputs that exist from an earlier run."""
     stems: dict[str, Path] = {}
     for path in paths:
+        try:
+            path.stat()
+        except FileNotFoundError:
+            raise DataError(f"image not found: {path}") from None
+        except OSError as exc:  # e.g. a symbolic link loop
+            raise DataError(f"cannot read image {path}: {exc.strerror}") from None
         if not path.is_file():
-            raise DataError(f"image not found: {path}")
+            raise DataError(f"{path} is not an image file")
         if path.stem in stems and stems[path.stem] != path:
             raise DataError(
                 f"{stems[path.stem]} and {path} would write the same outputs ({path.stem}_labels.png); "

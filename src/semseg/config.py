@@ -46,6 +46,7 @@ class DataConfig:
     workers: int = 0  # DataLoader worker processes; 0 loads in the training process
     cache: bool = True  # keep decoded images in memory (fast epochs on small datasets)
     max_val_images: int | None = None
+    max_image_pixels: int | None = 178_956_970  # refuse larger images before decoding (None: no cap)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune from a trained run, checkpoint or .safetensors (new classes allowed)
     accumulate: int = 1  # micro-batches of data.batch_size per optimiser step (gradient accumulation)
     clip_grad_norm: float | None = None  # clip the gradients' global L2 norm; None: no clipping
+    ema_decay: float | None = None  # keep an EMA of the weights (e.g. 0.999), evaluated and saved beside them
     scale_lr: str = "none"  # none | linear (lr x world size x accumulate, the "linear scaling rule")
     deterministic: bool = False  # deterministic algorithms (CUDA: slower kernels); CPU runs already repeat
 
@@ -123,6 +125,7 @@ MINIMUMS: dict[str, float] = {
     "data.batch_size": 1,
     "data.workers": 0,
     "data.max_val_images": 1,
+    "data.max_image_pixels": 1,
     "train.iterations": 1,
     "train.lr": 0.0,
     "train.head_lr_mult": 0.0,
@@ -138,6 +141,7 @@ MINIMUMS: dict[str, float] = {
     "train.threads": 1,
     "train.accumulate": 1,
     "train.clip_grad_norm": 0.0,
+    "train.ema_decay": 0.0,
 }
 
 # What `semseg train --resume RUN --set KEY=VALUE` may change: schedule lengths, intervals, where
@@ -199,7 +203,12 @@ def load_config(path: str | Path) -> Config:
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML: {first}") from None
-    return from_dict(data)
+    except (ValueError, TypeError, OverflowError) as exc:  # a value YAML parses but cannot build, e.g. 2020-99-99
+        raise ConfigError(f"{path}: invalid value: {exc}") from None
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
@@ -210,8 +219,8 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            value = raw  # not YAML (or a tagged value that cannot be built): keep the text; the type check answers
         key = key.strip()
         if key in MOVED_KEYS:
             raise ConfigError(f"config key {key!r} is now {MOVED_KEYS[key]!r}")
@@ -302,6 +311,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.device={cfg.train.device!r}; allowed: auto, cpu, cuda, cuda:N")
     if any(not (s > 0 and math.isfinite(s)) for s in cfg.eval.scales) or not cfg.eval.scales:
         raise ConfigError(f"eval.scales={cfg.eval.scales}; expected positive numbers, e.g. [0.75, 1.0, 1.25]")
+    if cfg.train.ema_decay is not None and not cfg.train.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay={cfg.train.ema_decay}; expected a number in [0, 1), e.g. 0.999")
     weights = cfg.train.class_weights
     if isinstance(weights, str) and weights != "median_frequency":
         raise ConfigError(f"train.class_weights={weights!r}; allowed: null, median_frequency, or a list of floats")

@@ -15,10 +15,16 @@ def colorize(
 ) -> np.ndarray:
     """``(H, W)`` label ids -> ``(H, W, 3)`` uint8 colours; ignored pixels are black."""
     lab = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: len(palette)] = np.asarray(palette, dtype=np.uint8)
-    table[ignore_index % 256] = 0
-    return table[lab.astype(np.int64) % 256]
+    lab = lab.astype(np.int64)
+    # One row per id up to the largest of: the palette, the ignore label, the ids present (a
+    # dataset of more than 256 classes has 16-bit masks).
+    size = max(256, len(palette), ignore_index + 1, int(lab.max()) + 1 if lab.size else 0)
+    table = np.zeros((size, 3), dtype=np.uint8)
+    if len(palette):
+        table[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    if ignore_index >= 0:
+        table[ignore_index] = 0
+    return table[np.clip(lab, 0, size - 1)]
 
 
 def overlay(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,15 @@ def init_from_checkpoint(model: nn.Module, source: str | Path) -> dict[str, list
 
 
 def save_checkpoint(
-    folder: str | Path, model: nn.Module, meta: dict[str, Any], state: dict[str, Any] | None = None
+    folder: str | Path,
+    model: nn.Module,
+    meta: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    extra_weights: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write ``model``'s weights, ``meta`` and the optional training ``state`` to ``folder``,
-    replacing an older checkpoint there only once the new one is complete."""
+    replacing an older checkpoint there only once the new one is complete. ``extra_weights``
+    adds ``NAME.safetensors`` files (e.g. ``ema``: the averaged weights)."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     try:
@@ -110,6 +116,8 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
         tensors = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
         save_file(tensors, str(tmp / "model.safetensors"))
+        for name, extra in (extra_weights or {}).items():
+            save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / f"{name}.safetensors"))
         if state is not None:
             torch.save(state, tmp / "state.pt")
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks tmp complete
@@ -209,8 +217,9 @@ def load_state(folder: Path) -> dict[str, Any]:
         # weights_only: a state.pt crafted to run code is refused, never executed.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty, or refused by the weights-only unpickler
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read the training state {path}: {first[:200]}") from None
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch colours parts of its message
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise CheckpointError(f"cannot read the training state {path}: {first[:160]}") from None
     if not isinstance(state, dict) or not {"optimizer", "iteration", "wall", "cpu"} <= set(state):
         raise CheckpointError(f"{path} is not a semseg training state (no optimizer, iteration and clock)")
     return state

@@ -49,15 +49,33 @@ def save_run_checkpoint(run: Run, done: int) -> None:
         "scaler": run.scaler.state_dict(),
         **rng_state(),
     }
-    save_checkpoint(run.run_dir / "checkpoints" / "last", run.model, meta, state)
+    extra = {"ema": run.ema.state} if run.ema is not None else None
+    save_checkpoint(run.run_dir / "checkpoints" / "last", run.model, meta, state, extra)
     run.saved_iteration = done
     run.clock.start()
 
 
 def evaluate_run(run: Run, done: int, progress: bool = True) -> dict[str, Any]:
-    """Evaluate on the val split (every rank its shard) and append the summary to ``eval.jsonl``."""
+    """Evaluate on the val split (every rank its shard) and append the summary to ``eval.jsonl``;
+    with ``train.ema_decay`` the averaged weights are evaluated too (``scores["ema"]``)."""
     run.clock.lap()
     dist_utils.broadcast_buffers(run.model)
+    scores = _evaluate(run, progress)
+    if run.ema is not None:
+        with run.ema.applied(run.model):
+            ema_scores = _evaluate(run, progress)
+        scores["ema"] = {k: ema_scores[k] for k in SUMMARY_KEYS}
+    if run.main:
+        summary = {k: scores[k] for k in SUMMARY_KEYS}
+        if "ema" in scores:
+            summary |= {f"ema_{k}": v for k, v in scores["ema"].items()}
+        record = {"iteration": done, "wall_s": round(run.clock.wall, 1), "cpu_s": round(run.clock.cpu, 1), **summary}
+        append_jsonl(run.run_dir / "eval.jsonl", record)
+    run.clock.start()
+    return scores
+
+
+def _evaluate(run: Run, progress: bool) -> dict[str, Any]:
     # The bare model, not the DDP wrapper: ranks evaluate different numbers of images and
     # DDP's forward would issue collectives that no longer pair up.
     scores, _ = evaluate(
@@ -70,11 +88,6 @@ def evaluate_run(run: Run, done: int, progress: bool = True) -> dict[str, Any]:
         max_images=run.cfg.data.max_val_images,
         progress=run.main and progress,
     )
-    if run.main:
-        summary = {k: scores[k] for k in SUMMARY_KEYS}
-        record = {"iteration": done, "wall_s": round(run.clock.wall, 1), "cpu_s": round(run.clock.cpu, 1), **summary}
-        append_jsonl(run.run_dir / "eval.jsonl", record)
-    run.clock.start()
     return scores
 
 

@@ -18,22 +18,25 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
 from semseg.config import Config, apply_resume_overrides, saved_config
 from semseg.data import SegmentationDataset, build_dataset
 from semseg.data.cache import CachedDataset
+from semseg.data.io import set_max_image_pixels
 from semseg.data.transforms import train_transform
 from semseg.engine import distributed as dist_utils
 from semseg.engine.batches import Batch, endless_batches
 from semseg.engine.checkpoint import find_checkpoint, init_from_checkpoint, load_state, load_weights, read_meta
+from semseg.engine.ema import WeightEMA
 from semseg.engine.files import write_atomic
 from semseg.engine.lock import RunLock
 from semseg.engine.loss import build_criterion
 from semseg.engine.optim import build_optimizer, lr_scale
 from semseg.engine.state import Clock, restore_rng, seed_everything
-from semseg.errors import ConfigError
+from semseg.errors import CheckpointError, ConfigError
 from semseg.losses.criterion import SegmentationCriterion
 from semseg.models import SegmentationModel, create_model
 from semseg.models.registry import default_channels_last
@@ -52,6 +55,7 @@ class Run:
         channels_last: the memory layout the model was built in (saved with every checkpoint).
         lock: rank 0's hold on the run folder (``None`` on other ranks); :meth:`close` releases it.
         lr_scale: the factor on ``train.lr`` (:func:`~semseg.engine.optim.lr_scale`).
+        ema: the moving average of the weights, with ``train.ema_decay``.
         saved_iteration: the iteration of the newest checkpoint on disk (``None``: none yet).
     """
 
@@ -74,6 +78,7 @@ class Run:
     lock: RunLock | None = None
     saved_iteration: int | None = None
     lr_scale: float = 1.0
+    ema: WeightEMA | None = None
 
     def close(self) -> None:
         """Release the run folder (idempotent)."""
@@ -175,13 +180,18 @@ def _build(
         scaler.load_state_dict(state["scaler"])
     saved = start if state is not None else None
     scale = lr_scale(tc, world)
+    ema = None
+    if tc.ema_decay is not None:
+        ema = WeightEMA(model, tc.ema_decay)
+        if ckpt is not None:
+            load_ema(ckpt, ema)
     if rank == 0 and (world > 1 or tc.accumulate > 1):
         images = cfg.data.batch_size * world * tc.accumulate
         how = f"train.lr x {scale:g} (scale_lr: linear)" if scale != 1 else "train.lr as set (scale_lr: none)"
         print(f"{images} images per step ({world} process(es) x {tc.accumulate} x batch {cfg.data.batch_size}); {how}")
     return Run(
         cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
-        criterion, optimizer, scaler, batches, start, clock, lock, saved, scale,
+        criterion, optimizer, scaler, batches, start, clock, lock, saved, scale, ema,
     )  # fmt: skip
 
 
@@ -189,6 +199,7 @@ def build_datasets(cfg: Config) -> tuple[SegmentationDataset, Dataset, Dataset]:
     """``(train split, the loader's augmented train set, val split)``; with ``data.cache`` both
     splits are decoded once and held in memory."""
     d = cfg.data
+    set_max_image_pixels(d.max_image_pixels)
     transform = train_transform(tuple(d.crop_size), tuple(d.scale_range), d.flip, d.jitter)  # type: ignore[arg-type]
     train_data = build_dataset(d.dataset, d.root, d.train_split, classes=d.classes)
     val_data = build_dataset(d.dataset, d.root, d.val_split, classes=d.classes)
@@ -227,6 +238,17 @@ def build_model(
             f"re-initialised): {skipped}; not in the checkpoint: {len(report['missing'])}"
         )
     return model, channels_last
+
+
+def load_ema(ckpt: Path, ema: WeightEMA) -> None:
+    """The averaged weights a checkpoint saved (a run that turned the EMA on only now starts it
+    from the checkpoint's weights)."""
+    path = ckpt / "ema.safetensors"
+    if path.is_file():
+        saved = load_file(str(path), device=str(next(iter(ema.state.values())).device))
+        if saved.keys() != ema.state.keys():
+            raise CheckpointError(f"{path} does not fit the model")
+        ema.state = saved
 
 
 def make_deterministic(verbose: bool = True) -> None:

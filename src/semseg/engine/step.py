@@ -58,4 +58,6 @@ def train_step(run: Run, iteration: int) -> dict[str, float]:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.clip_grad_norm)
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    if run.ema is not None:
+        run.ema.update(run.model)
     return {"lr": lr, **totals}

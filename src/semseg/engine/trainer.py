@@ -72,8 +72,9 @@ def train(
                 if is_due(done, tc.eval_every, tc.iterations):
                     scores = evaluate_run(run, done, progress)
                     if run.main:
+                        ema = f" (EMA {100 * scores['ema']['miou']:.2f}%)" if "ema" in scores else ""
                         bar.write(
-                            f"iter {done}: mIoU {100 * scores['miou']:.2f}%  "
+                            f"iter {done}: mIoU {100 * scores['miou']:.2f}%{ema}  "
                             f"pixel acc {100 * scores['pixel_accuracy']:.2f}%  "
                             f"({run.clock.wall / 60:.1f} min wall, {run.clock.cpu / 60:.1f} min CPU)"
                         )
