@@ -219,3 +219,17 @@ def test_ema_is_evaluated_and_saved_beside_the_weights(tmp_path: Path) -> None:
     assert weights.keys() == ema.keys() and any(not torch.equal(weights[k], ema[k]) for k in weights)
     record = json.loads((run / "eval.jsonl").read_text().splitlines()[-1])
     assert 0 <= record["ema_miou"] <= 1 and "ema" in json.loads((run / "metrics.json").read_text())
+
+
+def test_tensorboard_event_files(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["train", *TINY, "--set", "train.iterations=2", "--set", "train.log_every=1", "--set", "train.tensorboard=true"]
+    assert main([*argv, "--set", f"output.dir={tmp_path}", "--set", "output.name=tb"]) == 0
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "val/miou"} <= set(tags["scalars"])
+    assert any(t.startswith("val_iou/") for t in tags["scalars"]) and "val_images/0" in tags["images"]
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]

@@ -77,6 +77,7 @@ class TrainConfig:
     ema_decay: float | None = None  # keep an EMA of the weights (e.g. 0.999), evaluated and saved beside them
     scale_lr: str = "none"  # none | linear (lr x world size x accumulate, the "linear scaling rule")
     deterministic: bool = False  # deterministic algorithms (CUDA: slower kernels); CPU runs already repeat
+    tensorboard: bool = False  # also write TensorBoard event files (the semseg[tensorboard] extra)
 
 
 @dataclass

@@ -13,9 +13,10 @@ from semseg.engine import distributed as dist_utils
 from semseg.engine.checkpoint import checkpoint_meta, save_checkpoint
 from semseg.engine.evaluate import evaluate
 from semseg.engine.files import append_jsonl
-from semseg.engine.report import write_eval_report
+from semseg.engine.report import prediction_panel, write_eval_report
 from semseg.engine.run import Run
 from semseg.engine.state import rng_state
+from semseg.engine.tensorboard import PANELS
 
 SUMMARY_KEYS = ("miou", "pixel_accuracy", "mean_accuracy", "mf1", "fwiou")
 
@@ -31,6 +32,8 @@ def log_step(run: Run, done: int, terms: dict[str, float]) -> dict[str, Any]:
     record = {"iteration": done, **terms, "wall_s": round(run.clock.wall, 1), "cpu_s": round(run.clock.cpu, 1)}
     if run.main:
         append_jsonl(run.run_dir / "log.jsonl", record)
+    if run.tensorboard is not None:
+        run.tensorboard.step(done, terms)
     return record
 
 
@@ -71,6 +74,10 @@ def evaluate_run(run: Run, done: int, progress: bool = True) -> dict[str, Any]:
             summary |= {f"ema_{k}": v for k, v in scores["ema"].items()}
         record = {"iteration": done, "wall_s": round(run.clock.wall, 1), "cpu_s": round(run.clock.cpu, 1), **summary}
         append_jsonl(run.run_dir / "eval.jsonl", record)
+    if run.tensorboard is not None:
+        run.tensorboard.evaluation(done, scores, run.model.class_names or [])
+        items = [run.val_set[i] for i in range(min(PANELS, len(run.val_set)))]  # type: ignore[arg-type]
+        run.tensorboard.panels(done, [prediction_panel(run.model, image, mask) for image, mask in items])
     run.clock.start()
     return scores
 

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -44,13 +45,21 @@ def write_eval_report(
     write_atomic(run_dir / "metrics.json", json.dumps(payload, indent=2))
     write_atomic(run_dir / "per_class.txt", format_table(scores, names) + "\n")
     image, mask = val_set[0]
+    save_png_atomic(Image.fromarray(prediction_panel(model, image, mask)), run_dir / "overlay.png")
+
+
+def prediction_panel(model: SegmentationModel, image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """Image | ground truth | prediction (colours from the model's palette).
+
+    Shape: image ``uint8 (3, H, W)``, mask ``(H, W)`` -> ``uint8 (H, 3 W + 8, 3)``.
+    """
     was_training = model.training
     model.eval()
     pred = Predictor(model)(image).cpu()
     model.train(was_training)
     rgb = image.permute(1, 2, 0).numpy()
-    panel = side_by_side(rgb, colorize(mask, model.palette), overlay(rgb, pred, model.palette))
-    save_png_atomic(Image.fromarray(panel), run_dir / "overlay.png")
+    palette = model.palette or []
+    return side_by_side(rgb, colorize(mask, palette), overlay(rgb, pred, palette))
 
 
 def _clean(v: Any) -> Any:

@@ -36,6 +36,7 @@ from semseg.engine.lock import RunLock
 from semseg.engine.loss import build_criterion
 from semseg.engine.optim import build_optimizer, lr_scale
 from semseg.engine.state import Clock, restore_rng, seed_everything
+from semseg.engine.tensorboard import TensorBoardLog
 from semseg.errors import CheckpointError, ConfigError
 from semseg.losses.criterion import SegmentationCriterion
 from semseg.models import SegmentationModel, create_model
@@ -56,6 +57,7 @@ class Run:
         lock: rank 0's hold on the run folder (``None`` on other ranks); :meth:`close` releases it.
         lr_scale: the factor on ``train.lr`` (:func:`~semseg.engine.optim.lr_scale`).
         ema: the moving average of the weights, with ``train.ema_decay``.
+        tensorboard: rank 0's event-file writer, with ``train.tensorboard``.
         saved_iteration: the iteration of the newest checkpoint on disk (``None``: none yet).
     """
 
@@ -79,9 +81,13 @@ class Run:
     saved_iteration: int | None = None
     lr_scale: float = 1.0
     ema: WeightEMA | None = None
+    tensorboard: TensorBoardLog | None = None
 
     def close(self) -> None:
-        """Release the run folder (idempotent)."""
+        """Close the event files and release the run folder (idempotent)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
         if self.lock is not None:
             self.lock.release()
 
@@ -192,6 +198,7 @@ def _build(
     return Run(
         cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
         criterion, optimizer, scaler, batches, start, clock, lock, saved, scale, ema,
+        TensorBoardLog(run_dir) if tc.tensorboard and rank == 0 else None,
     )  # fmt: skip
 
 
