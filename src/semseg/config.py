@@ -73,6 +73,7 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     init_from: str | None = None  # fine-tune from a trained run, checkpoint or .safetensors (new classes allowed)
     accumulate: int = 1  # micro-batches of data.batch_size per optimiser step (gradient accumulation)
+    sync_bn: bool | str = "auto"  # auto (synchronised BN under torchrun with 2+ processes) | true | false
     clip_grad_norm: float | None = None  # clip the gradients' global L2 norm; None: no clipping
     ema_decay: float | None = None  # keep an EMA of the weights (e.g. 0.999), evaluated and saved beside them
     scale_lr: str = "none"  # none | linear (lr x world size x accumulate, the "linear scaling rule")
@@ -312,6 +313,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.device={cfg.train.device!r}; allowed: auto, cpu, cuda, cuda:N")
     if any(not (s > 0 and math.isfinite(s)) for s in cfg.eval.scales) or not cfg.eval.scales:
         raise ConfigError(f"eval.scales={cfg.eval.scales}; expected positive numbers, e.g. [0.75, 1.0, 1.25]")
+    if cfg.train.sync_bn not in ("auto", True, False):
+        raise ConfigError(f"train.sync_bn={cfg.train.sync_bn!r}; allowed: auto, true, false")
     if cfg.train.ema_decay is not None and not cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay={cfg.train.ema_decay}; expected a number in [0, 1), e.g. 0.999")
     weights = cfg.train.class_weights

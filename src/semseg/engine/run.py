@@ -36,6 +36,7 @@ from semseg.engine.lock import RunLock
 from semseg.engine.loss import build_criterion
 from semseg.engine.optim import build_optimizer, lr_scale
 from semseg.engine.state import Clock, restore_rng, seed_everything
+from semseg.engine.sync_bn import convert_sync_batchnorm
 from semseg.engine.tensorboard import TensorBoardLog
 from semseg.errors import CheckpointError, ConfigError
 from semseg.losses.criterion import SegmentationCriterion
@@ -153,6 +154,10 @@ def _build(
     if ckpt is not None:
         load_weights(ckpt, model)
     model.to(device)
+    if world > 1 and tc.sync_bn in ("auto", True):
+        model, replaced = convert_sync_batchnorm(model, device)
+        if rank == 0 and replaced:
+            print(f"sync_bn: {replaced} batch-norm layers normalise over all {world} processes' images")
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
