@@ -171,7 +171,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"a config is a mapping of sections ({allowed(_fields(Config))}), got a {type(data).__name__}"
+            f"a config is a mapping of sections ({allowed(_fields(Config))}), not a {type(data).__name__} "
+            f"({str(data)[:40]!r})"
         )
     _refuse_moved_keys(data)
     for section, values in (data or {}).items():
