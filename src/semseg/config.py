@@ -170,9 +170,10 @@ def from_dict(data: dict[str, Any]) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
+        kind = type(data).__name__
+        article = "an" if kind[0] in "aeiou" else "a"
         raise ConfigError(
-            f"a config is a mapping of sections ({allowed(_fields(Config))}), not a {type(data).__name__} "
-            f"({str(data)[:40]!r})"
+            f"a config is a mapping of sections ({allowed(_fields(Config))}), not {article} {kind} ({str(data)[:40]!r})"
         )
     _refuse_moved_keys(data)
     for section, values in (data or {}).items():
