@@ -1,4 +1,5 @@
-"""The ``semseg`` command line: train | eval | predict | list-models | bench | weights | data.
+"""The ``semseg`` command line: train | eval | predict | list-models | bench | weights | data |
+report | summary.
 
 User errors (``SemsegError``: a missing file, an unknown model or config key, ...) print one line
 ``semseg: error: ...`` and exit with code 2, without a traceback.
@@ -118,6 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", action="append", default=None, help="split to check (repeatable; default train and val)")
     c.add_argument("--classes", default=None, help="comma-separated class names (folder datasets)")
     c.add_argument("--max-images", type=int, default=None, help="check at most this many pairs per split")
+
+    p = sub.add_parser("report", help="plots and one self-contained HTML page for run folders (needs matplotlib)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; several make one page comparing them")
+    p.add_argument(
+        "--out", default=None, help="report folder (default RUN_DIR/report; several runs: report-A-vs-B beside them)"
+    )
+    p.add_argument("--max-images", type=int, default=None, help="evaluate at most N val images (default: the run's)")
+    p.add_argument("--worst", type=int, default=4, help="worst-predicted val images to show per run (default 4)")
+    p.add_argument("--no-eval", action="store_true", help="plots from the logs only: no checkpoint, no dataset")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an existing report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("summary", help="per stage: output shape, stride, dilations, receptive field, parameters, FLOPs")
+    p.add_argument("model", help="a registered model name or a run folder")
+    p.add_argument("--size", type=_ints, default=[512, 512], help="input HxW (default 512x512)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of a registered model (default 21)")
+    p.add_argument(
+        "--set-option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder option of a registered model, e.g. output_stride=16 (repeatable)",
+    )
     return parser
 
 
@@ -149,6 +174,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "bench": commands.cmd_bench,
         "weights": commands.cmd_weights,
         "data": commands.cmd_data,
+        "report": commands.cmd_report,
+        "summary": commands.cmd_summary,
     }
     return handlers[args.command](args)  # argparse has refused any other command
 

@@ -253,3 +253,65 @@ def cmd_data(args: argparse.Namespace) -> int:
     report = check_dataset(args.dataset, args.root, args.split, classes=classes, max_images=args.max_images)
     print(report.format())
     return 0 if report.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``semseg report RUN_DIR [RUN_DIR ...]``: PNG plots and one self-contained HTML page."""
+    from semseg.report import make_report
+
+    result = make_report(
+        args.runs,
+        args.out,
+        evaluate=not args.no_eval,
+        max_images=args.max_images,
+        worst=args.worst,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    for path in result.files:
+        print(path)
+    print(f"report: {result.page}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``semseg summary MODEL``: per-stage shapes, strides, dilations, receptive fields,
+    parameters and FLOPs of a registered model or of a run folder's model."""
+    import yaml
+
+    from semseg.summary import format_summary, summarize
+
+    if len(args.size) != 2 or min(args.size) < 1:
+        raise ConfigError(f"--size expects HxW of positive integers, got {args.size}")
+    options: dict[str, Any] = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set-option expects KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set-option {key}: cannot read the value {value!r}") from None
+    if Path(args.model).exists():
+        from semseg.engine.checkpoint import find_checkpoint, model_from_meta, read_meta
+
+        if options or args.num_classes is not None:
+            raise ConfigError("a run folder fixes the model; drop --num-classes and --set-option")
+        model = model_from_meta(read_meta(find_checkpoint(args.model)))
+        label = f"{model.model_name} ({args.model})"
+    else:
+        from semseg.models import create_model
+
+        num_classes = 21 if args.num_classes is None else args.num_classes
+        model = create_model(args.model, num_classes=num_classes, **options)
+        label = args.model
+    height, width = args.size
+    try:
+        rows = summarize(model, (height, width))
+    except RuntimeError as exc:  # e.g. an input too small for the network's strides
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{label} cannot run on a {height}x{width} input: {first[:200]}") from None
+    channels = len(model.mean)
+    print(f"{label}: input 1x{channels}x{height}x{width}, {model.num_classes} classes")
+    print(format_summary(rows))
+    return 0
