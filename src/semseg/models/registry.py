@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from semseg.errors import InvalidOptionError, UnknownModelError
+from semseg.models.input_conv import set_input_channels
 from semseg.models.segmentor import SegmentationModel
 
 Builder = Callable[..., SegmentationModel]
@@ -84,7 +85,7 @@ def default_channels_last(name: str) -> bool:
 
 
 def create_model(
-    name: str, num_classes: int = 21, *, channels_last: bool | None = None, **options: Any
+    name: str, num_classes: int = 21, *, channels_last: bool | None = None, in_channels: int = 3, **options: Any
 ) -> SegmentationModel:
     """Build a registered model with random (or backbone-pretrained) weights.
 
@@ -97,6 +98,13 @@ def create_model(
             are then NHWC-strided too (same shapes and values); call ``.contiguous()`` before
             ``.view``. ``None`` (default): NHWC, except for PSPNet and EncNet, which stay NCHW
             (the figures are in ``semseg.models.zoo.common``).
+        in_channels: bands of the input image (``model.in_channels``). Builders with their own
+            ``in_channels`` option (``unet``, ``naive_convnet``) get it; for every other model the
+            first convolution (the one reading the 3 RGB channels) is replaced after the backbone
+            weights are loaded, its pretrained filters adapted by
+            :func:`~semseg.models.input_conv.adapt_input_conv`: the mean of the RGB filters repeated
+            ``in_channels`` times and rescaled by ``3 / in_channels`` (for 1 band: their sum). The
+            model's default mean/std then become the RGB averages repeated.
         **options: the builder's named options (``output_stride``, ``aux_loss``, ...). Unknown
             options raise :class:`~semseg.errors.InvalidOptionError` naming the accepted ones.
     """
@@ -117,9 +125,20 @@ def create_model(
         raise InvalidOptionError(f"num_classes must be a positive integer, got {num_classes!r}")
     if channels_last is not None and not isinstance(channels_last, bool):
         raise InvalidOptionError(f"channels_last must be true, false or null, got {channels_last!r}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise InvalidOptionError(f"in_channels must be a positive integer, got {in_channels!r}")
+    own_bands = "in_channels" in params or accepts_any
+    if own_bands and in_channels != 3:
+        options = {**options, "in_channels": in_channels}
     model = builder(num_classes=num_classes, **options)
     if not isinstance(model, SegmentationModel):  # a wiring bug in the zoo, not a user error
         raise TypeError(f"builder of {name!r} returned a {type(model).__name__}, not a SegmentationModel")
+    if in_channels != 3 and not own_bands:
+        set_input_channels(model, in_channels)
+        options = {**options, "in_channels": in_channels}
+    if len(model.mean) != in_channels:  # a builder taking in_channels but keeping RGB defaults
+        model.mean = (sum(model.mean) / len(model.mean),) * in_channels
+        model.std = (sum(model.std) / len(model.std),) * in_channels
     if channels_last is None:
         channels_last = default_channels_last(name)
     if channels_last:
