@@ -333,6 +333,7 @@ LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
     "focal": ("gamma",),
     "dice": ("smooth", "classes"),
     "lovasz": ("classes", "per_image"),
+    "bce": ("pos_weight",),
 }
 
 

@@ -22,6 +22,11 @@ def resolve_class_weights(cfg: Config, train_set: Dataset, num_classes: int) -> 
     spec = cfg.train.class_weights
     if spec is None:
         return None
+    if num_classes == 1:
+        raise ConfigError(
+            "train.class_weights is for multi-class models; a binary model weighs its foreground with "
+            "train.loss [{name: bce, pos_weight: W}]"
+        )
     if isinstance(spec, list):
         if len(spec) != num_classes:
             raise ConfigError(f"train.class_weights has {len(spec)} values for {num_classes} classes")

@@ -1,4 +1,4 @@
-"""Losses: pixel-wise cross-entropy (with label smoothing), OHEM, focal, Dice and Lovasz losses,
+"""Losses: pixel-wise cross-entropy (with label smoothing), binary cross-entropy, OHEM, focal, Dice and Lovasz losses,
 their weighted sum from the config, and the criterion summing main, auxiliary and SE terms.
 
 Every pixel loss is a plain function (``functional``, ``dice``, ``lovasz``) and a thin
@@ -9,15 +9,33 @@ Class statistics and median-frequency weights are properties of a dataset's mask
 :mod:`semseg.data.statistics`.
 """
 
-from semseg.losses.combined import DEFAULT_LOSS, LOSSES, CombinedLoss, build_pixel_loss
+from semseg.losses.combined import (
+    BINARY_DEFAULT_LOSS,
+    BINARY_LOSSES,
+    DEFAULT_LOSS,
+    LOSSES,
+    CombinedLoss,
+    build_pixel_loss,
+)
 from semseg.losses.dice import dice_loss
-from semseg.losses.functional import cross_entropy, focal_loss, ohem_cross_entropy, ohem_mask
+from semseg.losses.functional import binary_cross_entropy, cross_entropy, focal_loss, ohem_cross_entropy, ohem_mask
 from semseg.losses.lovasz import lovasz_hinge, lovasz_jaccard_gradient, lovasz_softmax
-from semseg.losses.modules import CrossEntropyLoss, DiceLoss, FocalLoss, LovaszLoss, OhemCrossEntropyLoss, PixelLoss
+from semseg.losses.modules import (
+    BCELoss,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    LovaszLoss,
+    OhemCrossEntropyLoss,
+    PixelLoss,
+)
 
 __all__ = [
+    "BINARY_DEFAULT_LOSS",
+    "BINARY_LOSSES",
     "DEFAULT_LOSS",
     "LOSSES",
+    "BCELoss",
     "CombinedLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -25,6 +43,7 @@ __all__ = [
     "LovaszLoss",
     "OhemCrossEntropyLoss",
     "PixelLoss",
+    "binary_cross_entropy",
     "build_pixel_loss",
     "cross_entropy",
     "dice_loss",

@@ -17,6 +17,7 @@ from semseg.constants import IGNORE_INDEX
 from semseg.errors import InvalidOptionError, allowed
 from semseg.losses.functional import is_number
 from semseg.losses.modules import (
+    BCELoss,
     CrossEntropyLoss,
     DiceLoss,
     FocalLoss,
@@ -31,11 +32,23 @@ LOSSES: dict[str, type[PixelLoss]] = {
     "focal": FocalLoss,
     "dice": DiceLoss,
     "lovasz": LovaszLoss,
+    "bce": BCELoss,
 }
 """The loss of each ``train.loss`` name; each class's ``options`` lists the keys a term may set."""
 
 DEFAULT_LOSS: tuple[dict[str, Any], ...] = ({"name": "ce", "weight": 1.0},)
 """Plain cross-entropy: the objective before ``train.loss`` existed."""
+
+BINARY_DEFAULT_LOSS: tuple[dict[str, Any], ...] = ({"name": "bce", "weight": 1.0},)
+"""Binary cross-entropy: the objective of a one-channel (binary) model when ``train.loss`` is the default."""
+
+BINARY_LOSSES = tuple(name for name, cls in LOSSES.items() if cls.channels != "multi")
+"""The losses a one-channel model can use: bce, dice, lovasz."""
+
+
+def default_loss(num_classes: int | None) -> tuple[dict[str, Any], ...]:
+    """:data:`BINARY_DEFAULT_LOSS` for a one-channel model, else :data:`DEFAULT_LOSS`."""
+    return BINARY_DEFAULT_LOSS if num_classes == 1 else DEFAULT_LOSS
 
 
 class CombinedLoss(nn.Module):
@@ -77,6 +90,7 @@ def build_pixel_loss(
     spec: Sequence[Mapping[str, Any]] = DEFAULT_LOSS,
     class_weights: Tensor | None = None,
     ignore_index: int = IGNORE_INDEX,
+    num_classes: int | None = None,
 ) -> CombinedLoss:
     """The :class:`CombinedLoss` of a ``train.loss`` list.
 
@@ -84,6 +98,9 @@ def build_pixel_loss(
     (number ``>= 0``, default 1) and that loss's options. ``class_weights`` ``(C,)`` go to the
     losses that take them (ce, ohem, focal). A name used twice is reported as ``name``,
     ``name_2``, ...
+
+    ``num_classes`` (the model's output channels; ``None``: unchecked): with 1 (a binary, sigmoid
+    model) only bce, dice and lovasz are allowed; bce needs exactly 1.
 
     Raises :class:`InvalidOptionError` naming the term (``loss term 1 (lovasz): ...``) for an
     unknown name or option, or an option value out of range.
@@ -97,6 +114,15 @@ def build_pixel_loss(
         if not isinstance(name, str) or name not in LOSSES:
             raise InvalidOptionError(f"loss term {i}: unknown loss {name!r}; allowed: {allowed(LOSSES)}")
         cls = LOSSES[name]
+        if num_classes == 1 and cls.channels == "multi":
+            raise InvalidOptionError(
+                f"loss term {i} ({name}): a one-channel (binary) model needs a sigmoid loss; "
+                f"use {allowed(BINARY_LOSSES)}"
+            )
+        if num_classes is not None and num_classes > 1 and cls.channels == "binary":
+            raise InvalidOptionError(
+                f"loss term {i} ({name}): for one-channel (binary) models only; this model has {num_classes} classes"
+            )
         options = {k: v for k, v in term.items() if k not in ("name", "weight")}
         unknown = sorted(str(k) for k in set(options) - set(cls.options))
         if unknown:

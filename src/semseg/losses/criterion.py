@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError, InvalidOptionError
-from semseg.losses.combined import DEFAULT_LOSS, build_pixel_loss
+from semseg.losses.combined import DEFAULT_LOSS, build_pixel_loss, default_loss
 
 
 def se_target(mask: Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -69,7 +69,9 @@ class SegmentationCriterion(nn.Module):
         se_weight: weight of each SE term (0.2, EncNet).
         loss: the pixel loss terms, as ``train.loss``
             (``[{"name": "ce", "weight": 1.0}, {"name": "lovasz", "weight": 0.5}]``); ``None``:
-            plain cross-entropy.
+            plain cross-entropy. For ``num_classes=1`` (a binary, sigmoid model) ``None`` and the
+            default ``[{name: ce, weight: 1.0}]`` mean binary cross-entropy (``bce``); the softmax
+            losses (ce, ohem, focal) are refused.
 
     Shape:
         ``logits``: ``(N, C, H, W)``; ``target``: ``(N, H, W)`` int64; ``aux``: named extra outputs
@@ -97,7 +99,11 @@ class SegmentationCriterion(nn.Module):
         self.aux_weight = aux_weight
         self.se_weight = se_weight
         # A module, so that criterion.to(device) moves the class weights (the terms' buffers) along.
-        self.pixel_loss = build_pixel_loss(DEFAULT_LOSS if loss is None else loss, class_weights, ignore_index)
+        if num_classes == 1 and (loss is None or _is_default(loss)):
+            loss = default_loss(num_classes)
+        self.pixel_loss = build_pixel_loss(
+            default_loss(num_classes) if loss is None else loss, class_weights, ignore_index, num_classes
+        )
 
     def forward(
         self, logits: Tensor, target: Tensor, aux: Mapping[str, Tensor] | None = None
@@ -132,3 +138,8 @@ class SegmentationCriterion(nn.Module):
         if len(parts) > 1:
             terms.update({f"{name}.{part}": float(v.detach()) for part, v in parts.items()})
         return value
+
+
+def _is_default(loss: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether ``loss`` is the default ``train.loss`` (plain cross-entropy of weight 1)."""
+    return [dict(term) for term in loss] == [dict(term) for term in DEFAULT_LOSS]

@@ -203,3 +203,47 @@ def focal_loss(
         return loss.mean()
     w = weight.to(logits.dtype)[labels]
     return (w * loss).sum() / w.sum()
+
+
+def check_pos_weight(pos_weight: float | None) -> None:
+    check_option(
+        pos_weight is None or (is_number(pos_weight) and pos_weight > 0),
+        "pos_weight",
+        pos_weight,
+        "a number > 0 or null",
+    )
+
+
+def binary_cross_entropy(
+    logits: Tensor, target: Tensor, ignore_index: int = IGNORE_INDEX, pos_weight: float | None = None
+) -> Tensor:
+    """Binary cross-entropy on sigmoid logits, the loss of a one-channel (foreground/background) model.
+
+    ``l_i = -(pos_weight * y_i * log(sigmoid(x_i)) + (1 - y_i) * log(1 - sigmoid(x_i)))``, averaged
+    over the pixels whose target is not ``ignore_index``; 0 (with a gradient path) when every pixel
+    is ignored. ``pos_weight`` (``None``: 1) weighs the foreground pixels, e.g. ``#background /
+    #foreground`` for a rare foreground.
+
+    Args:
+        logits: ``(N, 1, H, W)`` foreground logits.
+        target: ``(N, H, W)`` int64, 0 (background), 1 (foreground) or ``ignore_index``.
+
+    Raises:
+        DataError: shapes that disagree, more than one logit channel, or target values other
+            than 0, 1 and ``ignore_index``.
+    """
+    check_shapes(logits, target)
+    if logits.shape[1] != 1:
+        raise DataError(
+            f"bce takes one-channel (binary) logits, got {logits.shape[1]} channels; use ce for multi-class models"
+        )
+    check_pos_weight(pos_weight)
+    valid = target != ignore_index
+    if not bool(valid.any()):
+        return _zero(logits)
+    x = logits[:, 0][valid]
+    y = target[valid]
+    if bool(((y != 0) & (y != 1)).any()):
+        raise DataError(f"binary targets must be 0, 1 or {ignore_index}, got values up to {int(y.max())}")
+    weight = None if pos_weight is None else torch.tensor(float(pos_weight), device=x.device, dtype=x.dtype)
+    return F.binary_cross_entropy_with_logits(x, y.to(x.dtype), pos_weight=weight)

@@ -16,10 +16,12 @@ from torch import Tensor, nn
 from semseg.constants import IGNORE_INDEX
 from semseg.losses.dice import check_classes, check_smooth, dice_loss
 from semseg.losses.functional import (
+    binary_cross_entropy,
     check_gamma,
     check_label_smoothing,
     check_ohem,
     check_option,
+    check_pos_weight,
     cross_entropy,
     focal_loss,
     ohem_cross_entropy,
@@ -31,11 +33,13 @@ class PixelLoss(nn.Module):
     """Base of the pixel-loss modules: ``forward(logits (N, C, H, W), target (N, H, W)) -> scalar``.
 
     ``options``: the keyword options a ``train.loss`` term may set; ``takes_class_weights``:
-    whether the constructor takes ``weight`` (the configured class weights).
+    whether the constructor takes ``weight`` (the configured class weights); ``channels``:
+    ``"multi"`` (needs ``C >= 2``: softmax losses), ``"binary"`` (needs ``C == 1``) or ``"any"``.
     """
 
     options: ClassVar[tuple[str, ...]] = ()
     takes_class_weights: ClassVar[bool] = False
+    channels: ClassVar[str] = "multi"
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
@@ -114,6 +118,25 @@ class FocalLoss(_WeightedLoss):
         return focal_loss(logits, target, self.weight, self.ignore_index, self.gamma)
 
 
+class BCELoss(PixelLoss):
+    """:func:`~semseg.losses.functional.binary_cross_entropy` for one-channel (binary) logits, with
+    the optional ``pos_weight`` of the foreground. The default loss of binary models.
+
+    Shape: ``(N, 1, H, W)``, ``(N, H, W)`` (0, 1 or ignore) -> scalar.
+    """
+
+    options: ClassVar[tuple[str, ...]] = ("pos_weight",)
+    channels: ClassVar[str] = "binary"
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, pos_weight: float | None = None) -> None:
+        check_pos_weight(pos_weight)
+        super().__init__()
+        self.ignore_index, self.pos_weight = ignore_index, pos_weight
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy(logits, target, self.ignore_index, self.pos_weight)
+
+
 class DiceLoss(PixelLoss):
     """:func:`~semseg.losses.dice.dice_loss`: soft multi-class Dice (softmax), or binary Dice
     (sigmoid) for ``(N, 1, H, W)`` logits. No class weights (the class mean balances classes).
@@ -122,6 +145,7 @@ class DiceLoss(PixelLoss):
     """
 
     options: ClassVar[tuple[str, ...]] = ("smooth", "classes")
+    channels: ClassVar[str] = "any"
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0, classes: str = "present") -> None:
         check_smooth(smooth)
@@ -142,6 +166,7 @@ class LovaszLoss(PixelLoss):
     """
 
     options: ClassVar[tuple[str, ...]] = ("classes", "per_image")
+    channels: ClassVar[str] = "any"
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, classes: str = "present", per_image: bool = False) -> None:
         check_classes(classes)
