@@ -139,13 +139,20 @@ def test_global_pooling_is_global_and_upsampling_counts() -> None:
     assert head.stride == (1, 1)
 
 
-def test_every_registered_model_sums_up() -> None:
-    """Smoke over a few families: rows sum to the model's parameters, no model left untouched."""
-    for name in ("deeplabv3plus_mobilenetv2", "hrnetv2_w18", "unet", "encdec_vgg16"):
+def test_families_sum_up_and_strides_match_the_maps() -> None:
+    """Over a few families: rows sum to the model's parameters, and with "same" padding every
+    map's stride times its size is the input size (DeepLabv3+'s decoder is back at stride 4 after
+    the global image pooling; EfficientFCN's codeword assembly at stride 8)."""
+    for name in ("deeplabv3plus_mobilenetv2", "efficientfcn_resnet50", "hrnetv2_w18", "unet", "encdec_vgg16"):
         model = create_model(name, num_classes=3)
-        rows = summarize(model, (64, 64))
+        rows = summarize(model, (64, 96))
         assert _total(rows, "params") == sum(p.numel() for p in model.parameters()), name
         assert {r.name for r in rows} >= {"backbone[0]", "head"}, name
+        for r in rows:
+            if r.stride is not None:
+                assert (r.stride[0] * r.shape[-2], r.stride[1] * r.shape[-1]) == (64, 96), (name, r)
+    head = next(r for r in summarize(create_model("deeplabv3plus_mobilenetv2"), 64) if r.name == "head")
+    assert head.stride == (4, 4) and math.isinf(head.receptive_field[0])
 
 
 def test_format_summary_has_a_total_and_says_what_flops_are(fcn50: tuple[SegmentationModel, list[StageRow]]) -> None:

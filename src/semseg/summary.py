@@ -38,6 +38,7 @@ from semseg.errors import InvalidOptionError
 from semseg.models.heads import HeadOutput
 
 Pair = tuple[float, float]
+GLOBAL: Pair = (math.inf, math.inf)
 
 
 @dataclass(frozen=True)
@@ -153,14 +154,16 @@ class _Walker(TorchFunctionMode):
       stride by ``in / o``; to one bin it is **global** (``math.inf``).
     * **Global mixing**: an operation that turns a spatial map ``(N, C, H, W)`` into something
       without that ``H, W`` grid (a mean over space, a flatten for attention or EncNet's
-      encoding) makes the field global; what is computed from it stays global.
+      encoding) makes the field global; what is computed from it stays global. A map made again
+      from such a tensor (a view back to ``(N, C, h, w)``) gets the stride ``image size / h``.
     * Everything else (activations, normalisation, crops, padding, layout changes) keeps the
       field of its input.
     """
 
-    def __init__(self, model: nn.Module, counter: FlopCounterMode) -> None:
+    def __init__(self, model: nn.Module, counter: FlopCounterMode, image_hw: tuple[int, int]) -> None:
         super().__init__()
         self.counter = counter
+        self.image_hw = image_hw
         self.modules: list[nn.Module] = [m for _, m in model.named_modules()]
         self.index = {id(m): i for i, m in enumerate(self.modules)}
         self.flops = [0] * len(self.modules)
@@ -228,12 +231,19 @@ class _Walker(TorchFunctionMode):
     ) -> _Field:
         """The field of ``out``, made by ``name`` from ``x`` (the first input with a field) and
         the branches' merged field ``f``."""
-        if math.isinf(f.rf[0]) or x.dim() != 4:
-            return f
+        if x.dim() != 4:
+            if out.dim() != 4:
+                return f
+            # A map made from something without a grid (attention or codeword products viewed back
+            # to (N, C, h, w)): its stride is the ratio of the image's size to its own.
+            ratio = tuple(n / o for n, o in zip(self.image_hw, out.shape[-2:], strict=True))
+            return _Field(f.rf, ratio, f.deps)  # type: ignore[arg-type]
         if out.dim() != 4:
             # (N, C, H, W) -> (N, H, W) (a reduction over channels) keeps the grid; anything else mixes space.
-            return f if tuple(out.shape[-2:]) == tuple(x.shape[-2:]) else _Field((math.inf, math.inf), f.jump, f.deps)
+            return f if tuple(out.shape[-2:]) == tuple(x.shape[-2:]) else _Field(GLOBAL, f.jump, f.deps)
         hw_in, hw_out = tuple(x.shape[-2:]), tuple(out.shape[-2:])
+        # Resampled by the size ratio: one output pixel steps over n / o pixels of the input map.
+        scaled: Pair = tuple(j * n / o for j, n, o in zip(f.jump, hw_in, hw_out, strict=True))  # type: ignore[assignment]
         inside_geometry = isinstance(self.modules[owner], _GEOMETRY_MODULES)
         if name in ("conv2d", "conv_transpose2d") and not inside_geometry:
             weight = _arg(args, kwargs, 1, "weight", None)
@@ -251,22 +261,20 @@ class _Walker(TorchFunctionMode):
             return _Field(rf, jump, f.deps)
         if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
             if hw_out == (1, 1):
-                return _Field((math.inf, math.inf), f.jump, f.deps)
+                return _Field(GLOBAL, scaled, f.deps)
             bins = tuple(
                 max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o))
                 for n, o in zip(hw_in, hw_out, strict=True)
             )
             rf = tuple(r + (b - 1) * j for r, b, j in zip(f.rf, bins, f.jump, strict=True))
-            jump = tuple(j * n / o for j, n, o in zip(f.jump, hw_in, hw_out, strict=True))
-            return _Field(rf, jump, f.deps)  # type: ignore[arg-type]
+            return _Field(rf, scaled, f.deps)  # type: ignore[arg-type]
         if name in ("interpolate", "upsample", "max_unpool2d") and hw_in != hw_out:
             mode = _arg(args, kwargs, 3, "mode", "nearest") if name != "max_unpool2d" else "nearest"
             taps = _TAPS.get(mode, max(math.ceil(n / o) for n, o in zip(hw_in, hw_out, strict=True)))
             rf = tuple(r + (taps - 1) * j for r, j in zip(f.rf, f.jump, strict=True))
-            jump = tuple(j * n / o for j, n, o in zip(f.jump, hw_in, hw_out, strict=True))
-            return _Field(rf, jump, f.deps)  # type: ignore[arg-type]
+            return _Field(rf, scaled, f.deps)  # type: ignore[arg-type]
         if hw_out == (1, 1) and hw_in != (1, 1) and name not in _KEEP_GRID:
-            return _Field((math.inf, math.inf), f.jump, f.deps)  # a spatial reduction with keepdim
+            return _Field(GLOBAL, scaled, f.deps)  # a mean (or max) over space that keeps the dims
         return f
 
 
@@ -324,7 +332,7 @@ def summarize(model: nn.Module, size: int | Sequence[int] = (512, 512)) -> list[
         for key, m in stage_modules.items()
     ]
     counter = FlopCounterMode(display=False)
-    walker = _Walker(model, counter)
+    walker = _Walker(model, counter, (h, w))
     was_training = model.training
     model.eval()
     try:
