@@ -1,16 +1,22 @@
 """Multi-band inputs: ``create_model(..., in_channels=N)`` for every model, and the rule that adapts a
-pretrained first convolution (the mean of the RGB filters, repeated, scaled by 3 / N)."""
+pretrained first convolution (the mean of the RGB filters, repeated, scaled by 3 / N); 4-band ``.npy``
+images trained, predicted and refused when the bands and ``model.in_channels`` differ."""
 
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from semseg import create_model
-from semseg.errors import InvalidOptionError
+from semseg.cli import main
+from semseg.data.io import read_image
+from semseg.errors import DataError, InvalidOptionError
 from semseg.models import registry
 from semseg.models.input_conv import adapt_input_conv, first_conv
 
@@ -65,3 +71,77 @@ def test_in_channels_for_any_model(name: str) -> None:
 def test_in_channels_must_be_positive() -> None:
     with pytest.raises(InvalidOptionError, match="in_channels"):
         create_model("naive_convnet", 2, in_channels=0)
+
+
+# --- end to end: 4-band .npy images -----------------------------------------------------------------
+
+TINY = [
+    "--set", "train.iterations=2", "--set", "data.crop_size=[32,32]", "--set", "data.batch_size=2",
+    "--set", "data.max_val_images=1", "--set", "train.checkpoint_every=2", "--set", "train.precision=fp32",
+    "--set", "data.dataset=folder", "--set", "data.classes=[bg, fg]", "--no-progress",
+]  # fmt: skip
+
+
+def _npy_tree(root: Path, bands: int = 4) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(2):
+            image = rng.integers(0, 65535, (32, 40, bands), dtype=np.uint16)
+            mask = (rng.random((32, 40)) > 0.5).astype(np.uint8)
+            np.save(root / split / "images" / f"im{i}.npy", image)
+            Image.fromarray(mask).save(root / split / "masks" / f"im{i}.png")
+
+
+def test_read_npy_image(tmp_path: Path) -> None:
+    wide = np.arange(2 * 3 * 5, dtype=np.uint16).reshape(2, 3, 5) * 2000
+    np.save(tmp_path / "a.npy", wide)
+    image = read_image(tmp_path / "a.npy")
+    assert image.dtype == torch.uint8 and image.shape == (5, 2, 3)
+    assert torch.equal(image, torch.from_numpy((wide >> 8).astype(np.uint8)).permute(2, 0, 1))
+    np.save(tmp_path / "grey.npy", np.zeros((4, 6), np.uint8))
+    assert read_image(tmp_path / "grey.npy").shape == (1, 4, 6)
+    np.save(tmp_path / "f.npy", np.zeros((4, 6, 2), np.float32))
+    with pytest.raises(DataError, match="float32 pixels"):
+        read_image(tmp_path / "f.npy")
+
+
+@pytest.mark.parametrize("name", ["naive_convnet", "fcn_resnet18_d8"])
+def test_four_band_train_and_predict(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _npy_tree(tmp_path / "ds")
+    options = "{width: 8, depth: 2}" if name == "naive_convnet" else "{backbone_weights: null}"
+    argv = ["train", *TINY, "--set", f"data.root={tmp_path / 'ds'}", "--set", f"model.name={name}"]
+    argv += ["--set", f"model.options={options}", "--set", "model.in_channels=4"]
+    argv += ["--set", "data.mean=[0.5, 0.5, 0.5, 0.5]", "--set", "data.std=[0.25, 0.25, 0.25, 0.25]"]
+    assert main([*argv, "--set", f"output.dir={tmp_path}", "--set", "output.name=run"]) == 0
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "last" / "meta.json").read_text())
+    assert meta["mean"] == [0.5] * 4 and meta["std"] == [0.25] * 4
+    image = tmp_path / "ds" / "val" / "images" / "im0.npy"
+    assert main(["predict", str(image), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "pred")]) == 0
+    labels = np.asarray(Image.open(tmp_path / "pred" / "im0_labels.png"))
+    assert labels.shape == (32, 40) and set(np.unique(labels)) <= {0, 1}
+    assert np.asarray(Image.open(tmp_path / "pred" / "im0_overlay.png")).shape == (32, 40, 3)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "model.in_channels=3 but the images have 4 bands"),
+        (
+            ["--set", "model.in_channels=4", "--set", "data.mean=[0.5]"],
+            "data.mean has 1 values for model.in_channels=4",
+        ),
+        (["--set", "model.in_channels=4", "--set", "data.jitter=0.2"], "data.jitter works on 3-band RGB images"),
+    ],
+)
+def test_band_mismatch_one_line(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _npy_tree(tmp_path / "ds")
+    argv = ["train", *TINY, "--set", f"data.root={tmp_path / 'ds'}", "--set", "model.name=naive_convnet"]
+    argv += ["--set", "model.options={width: 4, depth: 1}", "--set", "data.cache=false", *extra]
+    assert main([*argv, "--set", f"output.dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

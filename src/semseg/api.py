@@ -35,7 +35,8 @@ def load_model(
     elif str(name_or_checkpoint) in list_models():
         n = num_classes or 21
         model = create_model(str(name_or_checkpoint), num_classes=n, **options)
-        model.set_metadata([f"class_{i}" for i in range(n)], default_palette(n))
+        k = model.num_labels  # 2 for a binary (num_classes=1) model
+        model.set_metadata([f"class_{i}" for i in range(k)], default_palette(k))
     else:
         # create_model raises UnknownModelError with suggestions; a path that does not exist
         # is reported as such when it looks like one.

@@ -46,6 +46,9 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flip", action="store_true", default=None, help="add horizontally flipped predictions")
     g.add_argument("--crf", action="store_true", default=None, help="refine with the dense CRF")
     g.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast of the forward passes")
+    g.add_argument(
+        "--threshold", type=float, default=None, help="binary models: foreground above this probability (0.5)"
+    )
 
 
 def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:

@@ -54,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-INFERENCE_KEYS = ("mode", "crop", "stride", "scales", "flip", "crf", "precision")
+INFERENCE_KEYS = ("mode", "crop", "stride", "scales", "flip", "crf", "precision", "threshold")
 
 
 def inference_options(args: argparse.Namespace, defaults: Any = None) -> dict[str, Any]:
@@ -86,12 +86,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
     model = load_checkpoint_model(folder).to(device).eval()
     set_max_image_pixels(cfg.data.max_image_pixels)
-    dataset = build_dataset(cfg.data.dataset, cfg.data.root, args.split or cfg.data.val_split, classes=cfg.data.classes)
+    dataset = build_dataset(
+        cfg.data.dataset,
+        cfg.data.root,
+        args.split or cfg.data.val_split,
+        classes=cfg.data.classes,
+        binary=model.is_binary,
+    )
     opts = inference_options(args, cfg.eval)
     scores, _ = evaluate(
         model,
         dataset,
-        model.num_classes,
+        model.num_labels,
         device,
         predictor=Predictor(model, **opts),
         max_images=cfg.data.max_val_images,
@@ -112,10 +118,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``semseg predict IMAGES --model M``: a label PNG and a colour overlay per image."""
+    """``semseg predict IMAGES --model M``: a label PNG and a colour overlay per image (a binary
+    model's label PNG holds 0 and 255; ``.npy`` multi-band images are overlaid on their first bands)."""
     from semseg.api import load_model
     from semseg.data.io import read_image
-    from semseg.inference import Predictor
+    from semseg.inference import Predictor, rgb_view
     from semseg.viz import overlay
 
     model = load_model(args.model)  # first: an unknown model name is the first thing to say
@@ -135,9 +142,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path in paths:
         image = read_image(path)
         labels = predictor(image).cpu()
-        label_img = labels.to(torch.uint8).numpy() if model.num_classes <= 256 else labels.numpy()
+        if model.is_binary:  # 0 background, 255 foreground: the usual binary mask PNG
+            label_img = (labels * 255).to(torch.uint8).numpy()
+        else:
+            label_img = labels.to(torch.uint8).numpy() if model.num_classes <= 256 else labels.numpy()
         save_png_atomic(Image.fromarray(label_img), out / f"{path.stem}_labels.png")
-        rgb = image.permute(1, 2, 0).numpy()
+        rgb = rgb_view(image).permute(1, 2, 0).numpy()  # multi-band: the first three bands
         save_png_atomic(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
         print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
     return 0

@@ -26,7 +26,8 @@ from semseg.errors import ConfigError, allowed
 @dataclass
 class ModelConfig:
     name: str = "deeplabv3plus_mobilenetv2"
-    num_classes: int | None = None  # None: taken from the dataset
+    num_classes: int | None = None  # None: taken from the dataset (1 with data.binary); 1: a binary (sigmoid) model
+    in_channels: int = 3  # input bands (3: RGB; N: multi-band .npy images); see semseg.models.create_model
     options: dict[str, Any] = field(default_factory=lambda: {"backbone_weights": "imagenet"})  # create_model kwargs
     channels_last: bool | None = None  # NHWC layout; None: the model's default (see create_model); saved with the run
 
@@ -38,6 +39,9 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     classes: list[str] | None = None  # folder datasets only
+    binary: bool = False  # foreground/background masks (0; 1 or 255; 128 ignored), a one-channel sigmoid model
+    mean: list[float] | None = None  # per-band normalisation mean (0-1 scale); None: the model's (ImageNet for RGB)
+    std: list[float] | None = None  # per-band normalisation std; None: the model's
     crop_size: list[int] = field(default_factory=lambda: [160, 160])  # H, W
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     flip: bool = True
@@ -124,6 +128,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 # The smallest value of each numeric key (None stays allowed where the type allows it).
 MINIMUMS: dict[str, float] = {
+    "model.in_channels": 1,
     "data.batch_size": 1,
     "data.workers": 0,
     "data.max_val_images": 1,
@@ -323,6 +328,25 @@ def validate(cfg: Config) -> None:
     if isinstance(weights, str) and weights != "median_frequency":
         raise ConfigError(f"train.class_weights={weights!r}; allowed: null, median_frequency, or a list of floats")
     _validate_loss(cfg.train.loss)
+    _validate_bands(cfg)
+
+
+def _validate_bands(cfg: Config) -> None:
+    """``data.binary`` with ``model.num_classes`` null or 1; ``data.mean``/``std`` of one value per
+    input band (``model.in_channels``), std > 0."""
+    if cfg.data.binary and cfg.model.num_classes not in (None, 1):
+        raise ConfigError(
+            f"data.binary: true makes a one-channel model; model.num_classes={cfg.model.num_classes} (use null or 1)"
+        )
+    bands = cfg.model.in_channels
+    for key in ("mean", "std"):
+        values = getattr(cfg.data, key)
+        if values is None:
+            continue
+        if len(values) != bands:
+            raise ConfigError(f"data.{key} has {len(values)} values for model.in_channels={bands} bands")
+        if key == "std" and any(not (v > 0 and math.isfinite(v)) for v in values):
+            raise ConfigError(f"data.std={values}; every value must be > 0")
 
 
 # The losses train.loss may name, and the options of each (besides name and weight). The config

@@ -1,6 +1,7 @@
 """The dataset contract every loader follows.
 
-An item is ``(image, mask)``: ``image`` ``uint8 (3, H, W)`` and ``mask`` ``int64 (H, W)`` of train
+An item is ``(image, mask)``: ``image`` ``uint8 (B, H, W)`` (3 bands for RGB files; ``B`` for
+multi-band ``.npy`` images) and ``mask`` ``int64 (H, W)`` of train
 ids ``0 .. num_classes - 1`` or ``ignore_index`` (255). A dataset maps its raw label values once,
 through ``label_map`` (a lookup table from raw id to train id); losses, metrics and visualisation
 never remap. With a ``transform``, the item is ``transform(image, mask)``.
@@ -16,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from semseg.constants import IGNORE_INDEX
-from semseg.data.io import read_image, read_mask
+from semseg.data.io import binary_labels, read_image, read_mask
 from semseg.errors import DataError
 
 PairTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -45,7 +46,14 @@ class SegmentationDataset(Dataset):
             ids or ``ignore_index``). ``None`` means raw ids are train ids already.
         transform: paired transform applied to every item.
         ignore_index: the label left out of loss and metrics.
+
+    Attributes:
+        binary: read masks as binary (:func:`~semseg.data.io.binary_labels`: 0 background, 1 or
+            255 foreground, 128 ignored; ``data.binary``); set by
+            :func:`~semseg.data.build_dataset`. The dataset then has two classes.
     """
+
+    binary: bool = False
 
     def __init__(
         self,
@@ -79,6 +87,8 @@ class SegmentationDataset(Dataset):
         Returns ``int64 (H, W)`` train ids, untransformed.
         """
         raw = read_mask(path)
+        if self.binary:
+            return torch.from_numpy(binary_labels(raw, path))
         if self.label_map is not None:
             if int(raw.max()) >= len(self.label_map):
                 raise DataError(f"{path}: raw label {int(raw.max())} has no entry in the label map")
@@ -94,7 +104,7 @@ class SegmentationDataset(Dataset):
         return mask
 
     def load_pair(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item ``index`` untransformed: ``image uint8 (3, H, W)`` and ``mask int64 (H, W)``."""
+        """Item ``index`` untransformed: ``image uint8 (B, H, W)`` and ``mask int64 (H, W)``."""
         image_path, mask_path = self.pairs[index]
         image = read_image(image_path)
         mask = self.load_mask(mask_path)

@@ -29,14 +29,17 @@ from semseg.data.base import PairTransform, SegmentationDataset
 from semseg.data.layout import Pairs, raise_first, read_text_file
 from semseg.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
+"""Image files a folder dataset finds (``.npy``: multi-band arrays, see :mod:`semseg.data.io`)."""
+MASK_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s != ".npy")
 
 
 def _files_by_stem(folder: Path, what: str, problems: list[str]) -> tuple[dict[str, Path], set[str]]:
     """The image files of ``folder`` by stem, and the stems held by several files (each reported
     in ``problems`` and left out)."""
+    suffixes = IMAGE_SUFFIXES if what == "image" else MASK_SUFFIXES
     by_stem: dict[str, list[Path]] = {}
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes):
         by_stem.setdefault(path.stem, []).append(path)
     unique, shared = {}, set()
     for stem, paths in by_stem.items():

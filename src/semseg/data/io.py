@@ -20,6 +20,11 @@ Images (:func:`read_image`), whatever their kind, become 8-bit RGB:
   the upright view therefore matches; a mask stored in the camera's raw orientation does not, and
   the dataset reports the size mismatch (with a hint when the sizes are swapped).
 
+Multi-band images are ``.npy`` files (numpy only, no extra dependency): an array ``(H, W, B)``
+(or ``(H, W)``, one band) of ``uint8``, or ``uint16`` scaled to 8 bits as above (``v >> 8``).
+:func:`read_image` returns them as ``uint8 (B, H, W)``; any other dtype or shape, a pickled
+object array or a truncated file is a :class:`~semseg.errors.DataError`. The pixel cap applies.
+
 Masks (:func:`read_mask`) must hold label ids in one channel: 8-bit (``L``), palette indices
 (``P``, as VOC stores them), 16-bit (ids up to 65535, for datasets with many classes), or bilevel
 (0/1). Colour (RGB/RGBA/CMYK...), two-channel, float and negative masks are refused.
@@ -37,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from semseg.constants import IGNORE_INDEX
 from semseg.errors import DataError, InvalidOptionError
 
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
@@ -124,8 +130,79 @@ def open_checked(path: str | Path, what: str = "image") -> Iterator[Image.Image]
             raise DataError(f"cannot read {what} {path}: {exc}") from exc
 
 
+NPY_SUFFIX = ".npy"
+"""The suffix of multi-band images: numpy arrays ``(H, W, B)`` of uint8 or uint16."""
+
+BINARY_IGNORE_VALUE = 128
+"""In a binary mask (``data.binary: true``), the value of pixels left out of loss and metrics.
+0 is background, 1 and 255 are foreground; any other value is an error."""
+
+
+def binary_labels(raw: np.ndarray, path: str | Path) -> np.ndarray:
+    """A binary mask's raw values as labels ``int64 (H, W)``: 0 -> 0 (background), 1 and 255 -> 1
+    (foreground), :data:`BINARY_IGNORE_VALUE` (128) -> ``IGNORE_INDEX`` (255).
+
+    Raises:
+        DataError: any other value (e.g. a multi-class mask given to a binary model), naming the
+            file and the values.
+    """
+    values = np.unique(raw)
+    bad = [int(v) for v in values if int(v) not in (0, 1, 255, BINARY_IGNORE_VALUE)]
+    if bad:
+        raise DataError(
+            f"{path}: binary mask holds values {bad[:5]}; expected 0 (background), 1 or 255 (foreground), "
+            f"{BINARY_IGNORE_VALUE} (ignored) -- a multi-class mask needs data.binary: false and num_classes >= 2"
+        )
+    out = np.zeros(raw.shape, dtype=np.int64)
+    out[(raw == 1) | (raw == 255)] = 1
+    out[raw == BINARY_IGNORE_VALUE] = IGNORE_INDEX
+    return out
+
+
+def read_npy_image(path: str | Path) -> torch.Tensor:
+    """A multi-band ``.npy`` image ``(H, W, B)`` or ``(H, W)`` of uint8/uint16 as ``uint8 (B, H, W)``
+    (uint16 scaled by ``v >> 8``). The header is checked (shape, dtype, :data:`MAX_IMAGE_PIXELS`)
+    before the pixels are read.
+
+    Raises:
+        DataError: missing, empty or truncated file, not a numpy array, another dtype or shape,
+            or too many pixels; the message names the file.
+    """
+    path = Path(path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise DataError(f"image not found: {path}") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"cannot read image {path}: not a numpy .npy array ({exc})") from exc
+    if not isinstance(arr, np.ndarray) or arr.ndim not in (2, 3):
+        raise DataError(
+            f"cannot read image {path}: expected an array (H, W, bands), got shape {getattr(arr, 'shape', '?')}"
+        )
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"cannot read image {path}: {arr.dtype} pixels; expected uint8 or uint16")
+    height, width = arr.shape[:2]
+    if MAX_IMAGE_PIXELS is not None and height * width > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"image {path} is {width}x{height} = {width * height:,} pixels, above the cap of "
+            f"{MAX_IMAGE_PIXELS:,} (data.max_image_pixels)"
+        )
+    try:
+        data = np.array(arr)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.dtype == np.uint16:
+        data = (data >> 8).astype(np.uint8)
+    if data.shape[2] < 1:
+        raise DataError(f"cannot read image {path}: no bands (shape {data.shape})")
+    return torch.from_numpy(np.ascontiguousarray(data.transpose(2, 0, 1)))
+
+
 def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as ``uint8`` RGB tensor ``(3, H, W)``, upright as its EXIF orientation says.
+    """An image file as ``uint8`` RGB tensor ``(3, H, W)``, upright as its EXIF orientation says;
+    a ``.npy`` file as its ``uint8 (B, H, W)`` bands (:func:`read_npy_image`).
 
     Grayscale, palette, RGBA, CMYK and 16-bit images are converted as the module docstring
     describes (16-bit: ``v >> 8``).
@@ -134,6 +211,8 @@ def read_image(path: str | Path) -> torch.Tensor:
         DataError: missing, empty, truncated or unreadable file, a floating-point image, or more
             pixels than :data:`MAX_IMAGE_PIXELS`; the message names the file.
     """
+    if Path(path).suffix.lower() == NPY_SUFFIX:
+        return read_npy_image(path)
     with open_checked(path, "image") as im:
         im.load()
         if im.getexif().get(EXIF_ORIENTATION, 1) != 1:

@@ -33,6 +33,9 @@ from semseg.data.folder import FolderDataset, folder_pairs
 from semseg.data.layout import Pairs
 from semseg.errors import ConfigError, DataError
 
+BINARY_CLASSES = ("background", "foreground")
+"""The class names of a binary dataset when ``data.classes`` is not given."""
+
 PairFinder = Callable[[str | Path, str], tuple[Pairs, list[str]]]
 
 SAMPLE_ROOT = Path(__file__).resolve().parents[1] / "sample" / "camvid_mini"
@@ -114,6 +117,7 @@ def build_dataset(
     split: str,
     transform: PairTransform | None = None,
     classes: Sequence[str] | None = None,
+    binary: bool = False,
 ) -> SegmentationDataset:
     """The dataset ``name`` at ``root`` for ``split``.
 
@@ -125,7 +129,10 @@ def build_dataset(
             only for ``sample``, which then reads the embedded frames.
         split: e.g. ``train`` or ``val``; allowed values depend on the dataset.
         transform: paired transform applied to every item.
-        classes: class names, needed only by ``folder`` (whose masks carry no names).
+        classes: class names, needed only by ``folder`` (whose masks carry no names); with
+            ``binary``, two names (default ``background, foreground``).
+        binary: binary masks (``data.binary``; ``folder`` only): 0 is background, 1 or 255
+            foreground, :data:`~semseg.data.io.BINARY_IGNORE_VALUE` (128) ignored.
 
     Raises:
         ConfigError: unknown ``name``, no ``root`` where one is required, ``folder`` without
@@ -133,6 +140,12 @@ def build_dataset(
         DataError: unknown ``split``, or a problem in the tree.
     """
     spec = get_spec(name)
+    if binary:
+        if name != "folder":
+            raise ConfigError(f"data.binary needs the folder dataset (masks of 0/1 or 0/255), not {name!r}")
+        classes = list(classes) if classes else list(BINARY_CLASSES)
+        if len(classes) != 2:
+            raise ConfigError(f"data.binary: data.classes names the 2 classes (background, foreground), got {classes}")
     if root is None:
         if spec.default_root is None:
             raise ConfigError(f"data.root is required for dataset {name!r} (e.g. --set data.root=PATH)")
@@ -144,4 +157,6 @@ def build_dataset(
         options["classes"] = list(classes)
     if spec.splits is not None and split not in spec.splits:
         raise DataError(f"unknown {name} split {split!r}; allowed: {', '.join(spec.splits)}")
-    return spec.factory(root, split, transform=transform, **options)
+    dataset = spec.factory(root, split, transform=transform, **options)
+    dataset.binary = binary
+    return dataset

@@ -1,4 +1,5 @@
-"""Paired transforms on ``(image uint8 (3, H, W), mask int64 (H, W))`` that keep both aligned.
+"""Paired transforms on ``(image uint8 (B, H, W), mask int64 (H, W))`` that keep both aligned
+(``B`` bands: 3 for RGB, any number for multi-band ``.npy`` images; colour jitter needs RGB).
 
 Geometry is applied to both (masks always with nearest-neighbour, padding with
 ``ignore_index``); photometric changes touch the image only. :class:`Normalize` turns the uint8
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from semseg.constants import IGNORE_INDEX
-from semseg.errors import InvalidOptionError
+from semseg.errors import DataError, InvalidOptionError
 
 Pair = tuple[Tensor, Tensor]
 
@@ -91,12 +92,20 @@ class RandomHorizontalFlip:
 
 
 class ColorJitter:
-    """Random brightness, contrast and saturation factors in ``[1 - s, 1 + s]``; image only."""
+    """Random brightness, contrast and saturation factors in ``[1 - s, 1 + s]``; image only.
+
+    RGB only: a multi-band image (``B != 3``) raises :class:`~semseg.errors.DataError` (what a
+    saturation change means for other bands is not defined; set ``data.jitter: 0``).
+    """
 
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.2) -> None:
         self.b, self.c, self.s = brightness, contrast, saturation
 
     def __call__(self, image: Tensor, mask: Tensor) -> Pair:
+        if image.shape[0] != 3:
+            raise DataError(
+                f"data.jitter works on 3-band RGB images, not {image.shape[0]}-band ones; set data.jitter: 0"
+            )
         img = image.float()
         if self.b:
             img = img * random.uniform(1 - self.b, 1 + self.b)
@@ -110,20 +119,31 @@ class ColorJitter:
 
 
 class Normalize:
-    """uint8 -> float in [0, 1] -> ``(x - mean) / std`` per channel."""
+    """uint8 -> float in [0, 1] -> ``(x - mean) / std`` per channel (one value per band)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
 
     def __call__(self, image: Tensor, mask: Tensor) -> Pair:
         return (image.float() / 255.0 - self.mean) / self.std, mask
 
 
 def normalize_batch(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Normalise a uint8 ``(N, 3, H, W)`` batch (on any device)."""
-    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    """Normalise a uint8 ``(N, B, H, W)`` batch (on any device) with ``B`` means and stds.
+
+    Raises:
+        DataError: the images do not have one band per mean value (``model.in_channels`` differs
+            from the images' bands).
+    """
+    if images.dim() != 4 or images.shape[1] != len(mean) or len(mean) != len(std):
+        bands = images.shape[1] if images.dim() == 4 else tuple(images.shape)
+        raise DataError(
+            f"the model takes {len(mean)}-band images (model.in_channels={len(mean)}, data.mean/std) "
+            f"but the images have {bands} bands"
+        )
+    m = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - m) / s
 
 

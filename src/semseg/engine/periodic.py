@@ -88,7 +88,7 @@ def _evaluate(run: Run, progress: bool) -> dict[str, Any]:
     scores, _ = evaluate(
         run.model,
         run.val_set,
-        run.model.num_classes,
+        run.model.num_labels,
         run.device,
         rank=run.rank,
         world_size=run.world,

@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from semseg.engine.files import save_png_atomic, write_atomic
-from semseg.inference import Predictor
+from semseg.inference import Predictor, rgb_view
 from semseg.metrics import format_table
 from semseg.models import SegmentationModel
 from semseg.viz import colorize, overlay, side_by_side
@@ -51,13 +51,13 @@ def write_eval_report(
 def prediction_panel(model: SegmentationModel, image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """Image | ground truth | prediction (colours from the model's palette).
 
-    Shape: image ``uint8 (3, H, W)``, mask ``(H, W)`` -> ``uint8 (H, 3 W + 8, 3)``.
+    Shape: image ``uint8 (B, H, W)``, mask ``(H, W)`` -> ``uint8 (H, 3 W + 8, 3)``.
     """
     was_training = model.training
     model.eval()
     pred = Predictor(model)(image).cpu()
     model.train(was_training)
-    rgb = image.permute(1, 2, 0).numpy()
+    rgb = rgb_view(image).permute(1, 2, 0).numpy()  # multi-band: the first three bands (or the first as grey)
     palette = model.palette or []
     return side_by_side(rgb, colorize(mask, palette), overlay(rgb, pred, palette))
 

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from semseg.config import Config, apply_resume_overrides, saved_config
 from semseg.data import SegmentationDataset, build_dataset
 from semseg.data.cache import CachedDataset
-from semseg.data.io import set_max_image_pixels
+from semseg.data.io import read_image, set_max_image_pixels
 from semseg.data.transforms import train_transform
 from semseg.engine import distributed as dist_utils
 from semseg.engine.batches import Batch, endless_batches
@@ -213,12 +213,33 @@ def build_datasets(cfg: Config) -> tuple[SegmentationDataset, Dataset, Dataset]:
     d = cfg.data
     set_max_image_pixels(d.max_image_pixels)
     transform = train_transform(tuple(d.crop_size), tuple(d.scale_range), d.flip, d.jitter)  # type: ignore[arg-type]
-    train_data = build_dataset(d.dataset, d.root, d.train_split, classes=d.classes)
-    val_data = build_dataset(d.dataset, d.root, d.val_split, classes=d.classes)
+    binary = is_binary(cfg)
+    train_data = build_dataset(d.dataset, d.root, d.train_split, classes=d.classes, binary=binary)
+    val_data = build_dataset(d.dataset, d.root, d.val_split, classes=d.classes, binary=binary)
+    check_bands(cfg, train_data)
     if d.cache:
         return train_data, CachedDataset(train_data, transform), CachedDataset(val_data)
     train_data.transform = transform
     return train_data, train_data, val_data
+
+
+def is_binary(cfg: Config) -> bool:
+    """A binary (foreground/background) run: ``data.binary: true`` or ``model.num_classes: 1``."""
+    return cfg.data.binary or cfg.model.num_classes == 1
+
+
+def check_bands(cfg: Config, dataset: SegmentationDataset) -> None:
+    """Raise :class:`ConfigError` when the first training image does not have
+    ``model.in_channels`` bands (one line naming both numbers and the image)."""
+    if not len(dataset):
+        return
+    path = dataset.pairs[0][0]
+    bands = int(read_image(path).shape[0])
+    if bands != cfg.model.in_channels:
+        raise ConfigError(
+            f"model.in_channels={cfg.model.in_channels} but the images have {bands} bands ({path}); "
+            f"set model.in_channels={bands}"
+        )
 
 
 def build_model(
@@ -231,17 +252,22 @@ def build_model(
     trained checkpoint: every tensor of matching name and shape is copied, and the report of
     what was skipped (the classifier, for a new class count) is printed.
     """
-    num_classes = cfg.model.num_classes or train_data.num_classes
-    if num_classes != train_data.num_classes:
-        raise ConfigError(f"model.num_classes={num_classes} but the dataset has {train_data.num_classes} classes")
+    if is_binary(cfg):
+        num_classes = 1  # one sigmoid channel; the dataset's two classes are background and foreground
+    else:
+        num_classes = cfg.model.num_classes or train_data.num_classes
+        if num_classes != train_data.num_classes:
+            raise ConfigError(f"model.num_classes={num_classes} but the dataset has {train_data.num_classes} classes")
     options = dict(cfg.model.options)
     if not pretrained:
         options.pop("backbone_weights", None)
     channels_last = cfg.model.channels_last
     if channels_last is None:
         channels_last = default_channels_last(cfg.model.name)
+    if cfg.model.in_channels != 3:
+        options["in_channels"] = cfg.model.in_channels
     model = create_model(cfg.model.name, num_classes=num_classes, channels_last=channels_last, **options)
-    model.set_metadata(train_data.classes, train_data.palette)
+    model.set_metadata(train_data.classes, train_data.palette, mean=cfg.data.mean, std=cfg.data.std)
     if pretrained and cfg.train.init_from:
         report = init_from_checkpoint(model, cfg.train.init_from)
         skipped = ", ".join(report["skipped"][:6]) or "none"

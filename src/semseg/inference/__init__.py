@@ -11,7 +11,7 @@
 from semseg.inference.crf import CRFRefined, DenseCRF, dense_crf, dense_crf_naive
 from semseg.inference.lattice import LatticeOperator, PermutohedralLattice
 from semseg.inference.modes import infer_multiscale, infer_slide, infer_whole, inference
-from semseg.inference.predictor import Predictor, predict_scores
+from semseg.inference.predictor import Predictor, predict_scores, rgb_view
 
 __all__ = [
     "CRFRefined",
@@ -26,4 +26,5 @@ __all__ = [
     "infer_whole",
     "inference",
     "predict_scores",
+    "rgb_view",
 ]

@@ -1,7 +1,7 @@
 """How a segmentation model is applied to full images: whole, sliding window, multi-scale + flip.
 
-All functions take normalised float images ``(N, 3, H, W)`` (as the model's ``forward``) and
-return scores at the original size. They do not switch the model to ``eval()`` nor disable
+All functions take normalised float images ``(N, B, H, W)`` (B bands: 3 for RGB; as the model's
+``forward``) and return scores at the original size. They do not switch the model to ``eval()`` nor disable
 autograd: callers do (``semseg.predict`` and ``semseg eval`` do both).
 
 What is averaged, stated once:
@@ -29,7 +29,7 @@ OUTPUTS = ("probs", "labels", "logits")
 
 def infer_whole(model: nn.Module, images: Tensor) -> Tensor:
     """Logits ``(N, C, H, W)`` from one forward pass over the whole images."""
-    _check_images(images)
+    _check_images(images, model)
     return _forward(model, images)
 
 
@@ -53,7 +53,7 @@ def infer_slide(
             pixels); default two thirds of the crop.
         num_classes: expected ``C``; checked against the model output when given.
     """
-    _check_images(images)
+    _check_images(images, model)
     ch, cw = _pair(crop, "crop")
     sh, sw = _pair(stride, "stride") if stride is not None else (max(1, 2 * ch // 3), max(1, 2 * cw // 3))
     if sh > ch or sw > cw:
@@ -89,9 +89,10 @@ def infer_multiscale(
 
     Each scaled image (bilinear, ``round(H * s) x round(W * s)``) goes through :func:`infer_whole`
     or :func:`infer_slide` (``mode``; ``crop``/``stride`` in pixels of the *scaled* image), the
-    logits are resized to ``H x W`` and softmaxed, and the probabilities are averaged.
+    logits are resized to ``H x W`` and softmaxed (a binary model's one channel: sigmoid), and the
+    probabilities are averaged.
     """
-    _check_images(images)
+    _check_images(images, model)
     _check_mode(mode, crop)
     if not scales or any(not (float(s) > 0) for s in scales):
         raise InvalidOptionError(f"scales must be positive numbers, got {list(scales)}")
@@ -108,7 +109,7 @@ def infer_multiscale(
                 logits = logits.flip(-1)
             if logits.shape[-2:] != (h, w):
                 logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-            probs = logits.float().softmax(1)
+            probs = to_probs(logits)
             total = probs if total is None else total + probs
             passes += 1
     assert total is not None
@@ -145,9 +146,23 @@ def inference(
         logits = infer_whole(model, images) if mode == "whole" else infer_slide(model, images, crop, stride)  # type: ignore[arg-type]
         if output == "logits":
             return logits
-        return logits.argmax(1) if output == "labels" else logits.float().softmax(1)
+        return to_labels(logits, 0.0) if output == "labels" else to_probs(logits)
     probs = infer_multiscale(model, images, scales, flip, mode, crop, stride)
-    return probs.argmax(1) if output == "labels" else probs
+    return to_labels(probs, 0.5) if output == "labels" else probs
+
+
+def to_probs(logits: Tensor) -> Tensor:
+    """Probabilities of logits ``(N, C, H, W)``: softmax over ``C``, or the sigmoid of a binary
+    model's one channel (the foreground probability, ``(N, 1, H, W)``)."""
+    return logits.float().sigmoid() if logits.shape[1] == 1 else logits.float().softmax(1)
+
+
+def to_labels(scores: Tensor, threshold: float) -> Tensor:
+    """Labels ``(N, H, W)`` int64: the argmax over ``C``, or for one channel ``scores > threshold``
+    (0 for logits, 0.5 for probabilities) as 0/1."""
+    if scores.shape[1] == 1:
+        return (scores[:, 0] > threshold).long()
+    return scores.argmax(1)
 
 
 def _forward(model: nn.Module, images: Tensor) -> Tensor:
@@ -182,9 +197,20 @@ def _check_mode(mode: str, crop: Sequence[int] | int | None) -> None:
         raise InvalidOptionError("mode='slide' needs crop=(h, w) (and optionally stride)")
 
 
-def _check_images(images: Tensor) -> None:
+def _check_images(images: Tensor, model: nn.Module) -> None:
     if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise DataError(f"inference expects normalised float images (N, 3, H, W); got {shape}")
-    if images.shape[1] != 3:
-        raise DataError(f"inference expects 3-channel images (N, 3, H, W); got {tuple(images.shape)}")
+    bands = input_bands(model)
+    if bands is not None and images.shape[1] != bands:
+        raise DataError(f"inference expects {bands}-channel images (N, {bands}, H, W); got {tuple(images.shape)}")
+
+
+def input_bands(model: nn.Module) -> int | None:
+    """The input bands ``model`` reads: the ``in_channels`` of its first ``Conv2d`` (``None``
+    without one)."""
+    inner = getattr(model, "module", model)
+    for module in inner.modules():
+        if isinstance(module, nn.Conv2d):
+            return int(module.in_channels)
+    return None

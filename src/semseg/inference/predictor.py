@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from semseg.data.transforms import normalize_batch
+from semseg.errors import DataError, InvalidOptionError
 from semseg.inference.crf import dense_crf
 from semseg.inference.modes import inference
 from semseg.precision import autocast
@@ -27,10 +28,11 @@ def predict_scores(
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
 ) -> Tensor:
-    """Scores ``(N, C, H, W)`` for normalised images ``(N, 3, H, W)``: the model's logits for
+    """Scores ``(N, C, H, W)`` for normalised images ``(N, B, H, W)``: the model's logits for
     plain whole-image inference (one forward, nothing else), otherwise the averaged probabilities
     of :func:`semseg.inference.inference` (sliding window, multi-scale, flip). Either way the
-    argmax over ``C`` is the prediction."""
+    argmax over ``C`` is the prediction (for a binary model, ``C == 1``: logit > 0, or
+    probability > 0.5)."""
     if mode == "whole" and tuple(scales) == (1.0,) and not flip:
         return model(images)
     return inference(model, images, mode=mode, crop=crop, stride=stride, scales=scales, flip=flip, output="probs")
@@ -46,11 +48,17 @@ class Predictor:
             (DeepLab's parameters unless ``crf_options`` says otherwise).
         crf_options: keyword arguments of :func:`~semseg.inference.dense_crf`.
         precision: autocast of the network's forward passes (:mod:`semseg.precision`).
+        threshold: for a binary model (one sigmoid channel): foreground where the foreground
+            probability (averaged over scales and flips, or after the CRF) is above it.
 
     The model must already be in ``eval()`` mode; calls run without autograd.
 
+    A binary model (``num_classes=1``) gives labels 0 (background) and 1 (foreground); its scores
+    are the two-class probabilities ``[1 - p, p]`` (what the dense CRF takes).
+
     Shape:
-        image ``uint8 (3, H, W)`` -> labels ``int64 (H, W)`` on the model's device.
+        image ``uint8 (B, H, W)`` (B = the model's input bands, 3 for RGB) -> labels ``int64 (H, W)``
+        on the model's device.
     """
 
     def __init__(
@@ -64,10 +72,15 @@ class Predictor:
         crf: bool = False,
         crf_options: dict[str, Any] | None = None,
         precision: str = "fp32",
+        threshold: float = 0.5,
     ) -> None:
         self.model = model
         inner = getattr(model, "module", model)  # DDP keeps the metadata on the wrapped module
         self.mean, self.std = inner.mean, inner.std
+        self.binary = getattr(inner, "num_classes", None) == 1
+        if not 0.0 < float(threshold) < 1.0:
+            raise InvalidOptionError(f"threshold={threshold!r}; expected a probability in (0, 1)")
+        self.threshold = float(threshold)
         self.options = {"mode": mode, "crop": crop, "stride": stride, "scales": tuple(scales), "flip": flip}
         self.crf = crf
         self.crf_options = dict(crf_options or {})
@@ -77,14 +90,43 @@ class Predictor:
     @torch.no_grad()
     def scores(self, image: Tensor) -> Tensor:
         """Scores ``(C, H, W)`` whose argmax is the prediction: logits or probabilities as
-        :func:`predict_scores` returns them, probabilities after the CRF."""
+        :func:`predict_scores` returns them, probabilities after the CRF. A binary model's are
+        the probabilities ``[1 - p, p]`` ``(2, H, W)``."""
+        if image.dim() != 3 or image.shape[0] != len(self.mean):
+            raise DataError(
+                f"the model takes {len(self.mean)}-band images (model.in_channels={len(self.mean)}) "
+                f"but the image has {image.shape[0] if image.dim() == 3 else tuple(image.shape)} bands"
+            )
         x = normalize_batch(image[None].to(self.device), self.mean, self.std)
         with autocast(self.precision, self.device):
             if self.crf:
                 probs = inference(self.model, x, output="probs", **self.options)[0]
             else:
-                return predict_scores(self.model, x, **self.options)[0]
-        return dense_crf(image.permute(1, 2, 0).to(self.device), probs.float(), **self.crf_options)
+                out = predict_scores(self.model, x, **self.options)[0]
+                if not self.binary:
+                    return out
+                probs = out.float() if self._averaged() else out.float().sigmoid()
+        probs = probs.float()
+        if self.binary:
+            probs = torch.cat([1 - probs, probs])
+        if not self.crf:
+            return probs
+        return dense_crf(rgb_view(image).permute(1, 2, 0).to(self.device), probs, **self.crf_options)
+
+    def _averaged(self) -> bool:
+        """Whether :func:`predict_scores` returns probabilities (not logits) for these options."""
+        return not (self.options["mode"] == "whole" and self.options["scales"] == (1.0,) and not self.options["flip"])
 
     def __call__(self, image: Tensor) -> Tensor:
-        return self.scores(image).argmax(0)
+        scores = self.scores(image)
+        if self.binary:
+            return (scores[1] > self.threshold).long()
+        return scores.argmax(0)
+
+
+def rgb_view(image: Tensor) -> Tensor:
+    """The three bands an RGB consumer (the CRF's colour kernel, an overlay) sees of a
+    ``(B, H, W)`` image: the first three bands, or the first band as grey for ``B < 3``."""
+    if image.shape[0] >= 3:
+        return image[:3]
+    return image[:1].expand(3, *image.shape[1:]).contiguous()

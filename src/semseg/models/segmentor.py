@@ -99,7 +99,8 @@ class SegmentationModel(nn.Module):
         """Set the label semantics and input normalisation; an argument left ``None`` keeps its value.
 
         Args:
-            class_names: one name per class (index = train id).
+            class_names: one name per class (index = train id); two (background, foreground)
+                for a binary model (``num_classes=1``).
             palette: one RGB colour (three 0-255 integers) per class, for overlays.
             mean, std: per-channel normalisation on the 0-1 scale (``std`` > 0).
 
@@ -142,6 +143,18 @@ class SegmentationModel(nn.Module):
         self.model_name = name
         self.model_options = dict(options)
 
+    @property
+    def is_binary(self) -> bool:
+        """Whether this is a binary (foreground/background) model: one sigmoid logit channel."""
+        return self.num_classes == 1
+
+    @property
+    def num_labels(self) -> int:
+        """The label values a prediction takes: 2 (background 0, foreground 1) for a binary model,
+        else ``num_classes``; also the number of class names and palette colours."""
+        return 2 if self.num_classes == 1 else int(self.num_classes or 0)
+
     def _check_count(self, what: str, count: int) -> None:
-        if self.num_classes is not None and count != self.num_classes:
-            raise InvalidOptionError(f"the model has {self.num_classes} classes but {count} {what} were given")
+        if self.num_classes is not None and count != self.num_labels:
+            binary = " (a binary model: background and foreground)" if self.is_binary else ""
+            raise InvalidOptionError(f"the model has {self.num_labels} classes{binary} but {count} {what} were given")
