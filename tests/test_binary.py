@@ -97,7 +97,7 @@ def test_binary_train_eval_predict(tmp_path: Path, capsys: pytest.CaptureFixture
     meta = json.loads((run / "checkpoints" / "last" / "meta.json").read_text())
     assert meta["num_classes"] == 1 and meta["class_names"] == ["background", "foreground"]
     scores = json.loads((run / "metrics.json").read_text())
-    assert 0.0 <= scores["miou"] <= 1.0
+    assert 0.0 <= scores["miou"] <= 1.0 and "foreground_iou" in scores
     assert main(["eval", str(run), "--no-progress", "--threshold", "0.3"]) == 0
     image = tmp_path / "ds" / "val" / "images" / "im0.png"
     assert main(["predict", str(image), "--model", str(run), "--out", str(tmp_path / "pred")]) == 0
