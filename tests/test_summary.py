@@ -77,6 +77,9 @@ def test_resnet50_receptive_fields_by_hand(fcn50: tuple[SegmentationModel, list[
     assert by_name["backbone[3]"].dilations == (1, 2)
     assert by_name["backbone[4]"].dilations == (1, 2, 4)
     assert by_name["head"].shape == (1, 21, 8, 8)
+    # Undilated (output stride 32): the same 427 at stride 32; the head's 3x3 then adds 2 x 32.
+    rows32 = summarize(create_model("fcn_resnet50_d8", output_stride=32), 64)
+    assert [(r.receptive_field[0], r.stride[0]) for r in rows32[3:]] == [(267, 16), (427, 32), (491, 32)]
 
 
 def test_naive_convnet_receptive_field() -> None:

@@ -146,8 +146,9 @@ class _Walker(TorchFunctionMode):
       (``F.conv2d``, ``F.conv_transpose2d``, as FCN-8s' final upsampling) is read from its arguments.
     * **Branches** (an operation with several inputs: ``a + b``, ``torch.cat``, gating
       ``x * attention``): the receptive field is the **maximum over the branches**, per axis,
-      and the stride is the first branch's. Each branch's own field went through its own
-      convolutions, so a residual block's RF is that of its longest path.
+      and the stride the smallest (the finest grid: a pooled gate or a map upsampled from an odd
+      size does not coarsen it). Each branch's own field went through its own convolutions, so a
+      residual block's RF is that of its longest path.
     * **Resampling**: ``F.interpolate`` divides the stride by the size ratio and widens the RF by
       its taps minus one (bilinear: one input-map step); ``F.max_unpool2d`` divides the stride;
       adaptive pooling to ``o`` bins widens the RF by its largest bin (minus one) and scales the
@@ -220,7 +221,8 @@ class _Walker(TorchFunctionMode):
         fields = [self.fields[t] for t in inputs]
         rf = tuple(max(f.rf[a] for f in fields) for a in (0, 1))
         deps = frozenset().union(*(f.deps for f in fields)) | {owner}
-        merged = _Field(rf, fields[0].jump, deps)  # type: ignore[arg-type]
+        jump = tuple(min(f.jump[a] for f in fields) for a in (0, 1))
+        merged = _Field(rf, jump, deps)  # type: ignore[arg-type]
         name = getattr(func, "__name__", "")
         for t in outputs:
             self.fields[t] = self._rule(name, args, kwargs, first, merged, t, owner)
@@ -410,7 +412,7 @@ def _pair_text(p: Pair | None, global_word: str = "") -> str:
         return "-"
     if math.isinf(p[0]) or math.isinf(p[1]):
         return global_word or "inf"
-    a, b = (f"{v:g}" for v in p)
+    a, b = (f"{v:.4g}" for v in p)
     return a if a == b else f"{a}x{b}"
 
 
