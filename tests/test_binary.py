@@ -140,3 +140,13 @@ def test_binary_bad_inputs_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_encnet_se_term_binary() -> None:
+    """A binary EncNet's one SE logit is trained on whether the image has foreground."""
+    criterion = SegmentationCriterion(1)
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    target[1, 0, 0] = 1
+    se = torch.zeros(2, 1)
+    _, terms = criterion(torch.randn(2, 1, 4, 4), target, {"se": se})
+    assert abs(terms["se"] - float(F.binary_cross_entropy_with_logits(se, torch.tensor([[0.0], [1.0]])))) < 1e-6

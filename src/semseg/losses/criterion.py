@@ -121,7 +121,12 @@ class SegmentationCriterion(nn.Module):
                 if value.shape[1] != self.num_classes:
                     raise DataError(f"aux output {name!r} has {value.shape[1]} classes; expected {self.num_classes}")
                 if presence is None:
-                    presence = se_target(target, self.num_classes, self.ignore_index)
+                    # A binary model's one SE logit: whether the image has foreground (class 1).
+                    presence = (
+                        se_target(target, 2, self.ignore_index)[:, 1:]
+                        if self.num_classes == 1
+                        else se_target(target, self.num_classes, self.ignore_index)
+                    )
                 term = F.binary_cross_entropy_with_logits(value.float(), presence)
                 total = total + self.se_weight * term
                 terms[name] = float(term.detach())
