@@ -145,3 +145,14 @@ def test_band_mismatch_one_line(
     assert main([*argv, "--set", f"output.dir={tmp_path}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_api_predict_takes_model_bands() -> None:
+    import semseg
+
+    model = create_model("naive_convnet", 1, in_channels=5, width=4, depth=1).eval()
+    model.set_metadata(["background", "foreground"])
+    labels = semseg.predict(model, np.zeros((10, 12, 5), np.uint8))
+    assert labels.shape == (10, 12) and set(labels.unique().tolist()) <= {0, 1}
+    with pytest.raises(DataError, match="HxWx5"):
+        semseg.predict(model, np.zeros((10, 12, 3), np.uint8))

@@ -46,15 +46,16 @@ def load_model(
     return model.to(device).eval()
 
 
-def as_chw_uint8(image: ImageLike) -> Tensor:
-    """A uint8 ``HxWx3`` array or ``3xHxW`` tensor as a ``uint8 (3, H, W)`` tensor."""
+def as_chw_uint8(image: ImageLike, bands: int = 3) -> Tensor:
+    """A uint8 ``HxWxB`` array or ``BxHxW`` tensor as a ``uint8 (B, H, W)`` tensor (``B = bands``,
+    3 for RGB; a multi-band model's ``len(model.mean)``)."""
     t = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
     if t.dtype != torch.uint8:
         raise DataError(f"predict expects uint8 images, got {t.dtype}")
-    if t.dim() == 3 and t.shape[-1] == 3 and t.shape[0] != 3:
+    if t.dim() == 3 and t.shape[-1] == bands and t.shape[0] != bands:
         t = t.permute(2, 0, 1)
-    if t.dim() != 3 or t.shape[0] != 3:
-        raise DataError(f"predict expects an HxWx3 array or 3xHxW tensor, got shape {tuple(t.shape)}")
+    if t.dim() != 3 or t.shape[0] != bands:
+        raise DataError(f"predict expects an HxWx{bands} array or {bands}xHxW tensor, got shape {tuple(t.shape)}")
     return t
 
 
@@ -65,9 +66,12 @@ def predict(
 
     Args:
         model: e.g. from :func:`load_model`; its ``mean``/``std`` normalise the input.
-        image: uint8 ``HxWx3`` array or ``3xHxW`` tensor, or a list of them (sizes may differ).
+        image: uint8 ``HxWx3`` array or ``3xHxW`` tensor (``B`` bands for a model with
+            ``in_channels=B``), or a list of them (sizes may differ). A binary (one-channel)
+            model gives labels 0 and 1.
         **inference_options: the :class:`~semseg.inference.Predictor` recipe (``mode``,
-            ``crop``, ``stride``, ``scales``, ``flip``, ``crf``, ``crf_options``, ``precision``).
+            ``crop``, ``stride``, ``scales``, ``flip``, ``crf``, ``crf_options``, ``precision``,
+            ``threshold``).
     """
     single = not isinstance(image, list)
     images = [image] if single else image
@@ -75,7 +79,7 @@ def predict(
     model.eval()
     predictor = Predictor(model, **inference_options)
     try:
-        out = [predictor(as_chw_uint8(img)).cpu() for img in images]
+        out = [predictor(as_chw_uint8(img, len(model.mean))).cpu() for img in images]
     finally:
         model.train(was_training)
     return out[0] if single else out
