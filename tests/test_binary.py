@@ -150,3 +150,11 @@ def test_encnet_se_term_binary() -> None:
     se = torch.zeros(2, 1)
     _, terms = criterion(torch.randn(2, 1, 4, 4), target, {"se": se})
     assert abs(terms["se"] - float(F.binary_cross_entropy_with_logits(se, torch.tensor([[0.0], [1.0]])))) < 1e-6
+
+
+def test_data_check_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _binary_tree(tmp_path / "ok")
+    assert main(["data", "check", str(tmp_path / "ok"), "--dataset", "folder", "--binary"]) == 0
+    _binary_tree(tmp_path / "bad", mask_values=(0, 2))
+    assert main(["data", "check", str(tmp_path / "bad"), "--dataset", "folder", "--binary"]) == 1
+    assert "binary mask holds values [2]" in capsys.readouterr().out

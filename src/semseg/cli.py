@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", action="append", default=None, help="split to check (repeatable; default train and val)")
     c.add_argument("--classes", default=None, help="comma-separated class names (folder datasets)")
     c.add_argument("--max-images", type=int, default=None, help="check at most this many pairs per split")
+    c.add_argument("--binary", action="store_true", help="binary masks: 0; 1 or 255 foreground; 128 ignored")
 
     p = sub.add_parser("report", help="plots and one self-contained HTML page for run folders (needs matplotlib)")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; several make one page comparing them")

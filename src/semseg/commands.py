@@ -260,7 +260,9 @@ def cmd_data(args: argparse.Namespace) -> int:
     if not Path(args.root).is_dir():
         raise DataError(f"dataset folder not found: {args.root}")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    report = check_dataset(args.dataset, args.root, args.split, classes=classes, max_images=args.max_images)
+    report = check_dataset(
+        args.dataset, args.root, args.split, classes=classes, max_images=args.max_images, binary=args.binary
+    )
     print(report.format())
     return 0 if report.ok else 1
 

@@ -21,9 +21,9 @@ import torch
 
 from semseg.constants import IGNORE_INDEX
 from semseg.data.base import SegmentationDataset, size_mismatch
-from semseg.data.io import read_image, read_mask
+from semseg.data.io import binary_labels, read_image, read_mask
 from semseg.data.layout import require_id_mask
-from semseg.data.registry import build_dataset, get_spec
+from semseg.data.registry import BINARY_CLASSES, build_dataset, get_spec
 from semseg.data.statistics import median_frequency_weights
 from semseg.errors import ConfigError, DataError
 
@@ -100,6 +100,7 @@ def check_dataset(
     classes: Sequence[str] | None = None,
     max_images: int | None = None,
     ignore_index: int = IGNORE_INDEX,
+    binary: bool = False,
 ) -> DataCheckReport:
     """Check every pair of the given splits of dataset ``name`` at ``root``.
 
@@ -110,11 +111,17 @@ def check_dataset(
         classes: class names, only for ``folder``.
         max_images: check at most this many pairs per split (a quick look at a large dataset).
         ignore_index: the ignored train id.
+        binary: read masks as binary (``data.binary``: 0 background, 1 or 255 foreground, 128
+            ignored; ``folder`` only); the classes default to ``background, foreground``.
 
     Returns:
         A :class:`DataCheckReport`; it never raises for problems found in the tree.
     """
     spec = get_spec(name)
+    if binary:
+        if name != "folder":
+            raise ConfigError(f"--binary needs the folder dataset, not {name!r}")
+        classes = list(classes) if classes else list(BINARY_CLASSES)
     if splits is None:
         splits = [s for s in ("train", "val") if spec.splits is None or s in spec.splits]
     reports, names = [], list(classes or [])
@@ -127,7 +134,7 @@ def check_dataset(
             report.problems.append(str(exc))
             continue
         names = list(split_classes)
-        _count_pairs(pairs[:max_images], label_map, len(names), ignore_index, id_masks, report)
+        _count_pairs(pairs[:max_images], label_map, len(names), ignore_index, id_masks, report, binary)
     return DataCheckReport(name, Path(root), names, reports)
 
 
@@ -157,6 +164,7 @@ def _count_pairs(
     ignore_index: int,
     id_masks: bool,
     report: SplitReport,
+    binary: bool = False,
 ) -> None:
     pixels = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
@@ -179,10 +187,16 @@ def _count_pairs(
         if raw.shape != (height, width):
             report.problems.append(size_mismatch(mask_path, image_path, raw.shape, (height, width)))
             continue
-        if label_map is not None and int(raw.max()) >= len(label_map):
+        if binary:
+            try:
+                raw = binary_labels(raw, mask_path)
+            except DataError as exc:
+                report.problems.append(str(exc))
+                continue
+        elif label_map is not None and int(raw.max()) >= len(label_map):
             report.problems.append(f"{mask_path}: raw label {int(raw.max())} has no entry in the label map")
             continue
-        ids = label_map[raw] if label_map is not None else raw
+        ids = label_map[raw] if label_map is not None and not binary else raw
         counts = np.bincount(ids.reshape(-1).astype(np.int64), minlength=max(num_classes, ignore_index + 1))
         bad = [int(v) for v in np.flatnonzero(counts) if v >= num_classes and v != ignore_index]
         if bad:
