@@ -225,7 +225,16 @@ def test_tensorboard_event_files(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    argv = ["train", *TINY, "--set", "train.iterations=2", "--set", "train.log_every=1", "--set", "train.tensorboard=true"]
+    argv = [
+        "train",
+        *TINY,
+        "--set",
+        "train.iterations=2",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.tensorboard=true",
+    ]
     assert main([*argv, "--set", f"output.dir={tmp_path}", "--set", "output.name=tb"]) == 0
     events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
     events.Reload()
