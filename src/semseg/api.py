@@ -49,7 +49,11 @@ def load_model(
 def as_chw_uint8(image: ImageLike, bands: int = 3) -> Tensor:
     """A uint8 ``HxWxB`` array or ``BxHxW`` tensor as a ``uint8 (B, H, W)`` tensor (``B = bands``,
     3 for RGB; a multi-band model's ``len(model.mean)``)."""
-    t = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+    if isinstance(image, np.ndarray):
+        array = np.ascontiguousarray(image)
+        t = torch.from_numpy(array if array.flags.writeable else array.copy())  # e.g. np.asarray(PIL image)
+    else:
+        t = image
     if t.dtype != torch.uint8:
         raise DataError(f"predict expects uint8 images, got {t.dtype}")
     if t.dim() == 3 and t.shape[-1] == bands and t.shape[0] != bands:

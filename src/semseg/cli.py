@@ -86,10 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_args(p)
 
     p = sub.add_parser("predict", help="write label maps and colour overlays for images")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns ('frames/*.png')")
     p.add_argument("--model", required=True, help="a checkpoint (run folder) or a registered model name")
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions of the same names")
+    p.add_argument("--masks", default=None, help="folder of ground-truth masks (same stems): adds a panel per image")
+    p.add_argument("--probs", action="store_true", help="also save class probabilities (float16 .npy, C x H x W)")
+    p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)
 
     p = sub.add_parser("list-models", help="registered model names")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -118,16 +120,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``semseg predict IMAGES --model M``: a label PNG and a colour overlay per image (a binary
-    model's label PNG holds 0 and 255; ``.npy`` multi-band images are overlaid on their first bands)."""
+    """``semseg predict INPUTS --model M``: for each image (files, folders, globs), a palette label
+    PNG (a binary model's holds 0 and 255), a colour overlay with a legend of the classes found,
+    with ``--masks DIR`` an image | prediction | ground truth panel, with ``--probs`` the class
+    probabilities as ``float16 (C, H, W)`` ``.npy``; then one line of images/s. ``.npy``
+    multi-band images are shown by their first bands."""
+    import time
+
+    from tqdm import tqdm
+
     from semseg.api import load_model
-    from semseg.data.io import read_image
+    from semseg.data.io import read_image, read_mask
+    from semseg.engine.files import save_label_png
     from semseg.inference import Predictor, rgb_view
-    from semseg.viz import overlay
+    from semseg.viz import colorize, overlay, side_by_side, with_legend
 
     model = load_model(args.model)  # first: an unknown model name is the first thing to say
-    paths = [Path(p) for p in args.images]
+    paths = expand_inputs(args.images)
     out = Path(args.out)
+    masks: dict[str, Path] = {}
+    if args.masks:
+        if not Path(args.masks).is_dir():
+            raise DataError(f"mask folder not found: {args.masks}")
+        masks = {
+            p.stem: p
+            for p in sorted(Path(args.masks).iterdir())
+            if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff")
+        }
+        if not masks:
+            raise DataError(f"no masks (.png, .bmp, .tif) in {args.masks}")
     _check_prediction_outputs(paths, out, args.overwrite)
     if not Path(args.model).exists():
         print(
@@ -139,18 +160,68 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot make the output folder {out}: {exc.strerror}") from None
-    for path in paths:
+    names, palette = model.class_names or [], model.palette or []
+    start = time.perf_counter()
+    for path in tqdm(paths, desc="predict", disable=len(paths) < 2 or args.no_progress):
         image = read_image(path)
-        labels = predictor(image).cpu()
+        scores = predictor.scores(image)
+        labels = predictor.labels(scores).cpu()
         if model.is_binary:  # 0 background, 255 foreground: the usual binary mask PNG
-            label_img = (labels * 255).to(torch.uint8).numpy()
+            save_label_png((labels * 255).numpy(), out / f"{path.stem}_labels.png")
         else:
-            label_img = labels.to(torch.uint8).numpy() if model.num_classes <= 256 else labels.numpy()
-        save_png_atomic(Image.fromarray(label_img), out / f"{path.stem}_labels.png")
+            save_label_png(labels.numpy(), out / f"{path.stem}_labels.png", palette)
         rgb = rgb_view(image).permute(1, 2, 0).numpy()  # multi-band: the first three bands
-        save_png_atomic(Image.fromarray(overlay(rgb, labels, model.palette)), out / f"{path.stem}_overlay.png")
-        print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
+        blended = overlay(rgb, labels, palette)
+        present = sorted(int(i) for i in labels.unique())
+        save_png_atomic(
+            Image.fromarray(with_legend(blended, names, palette, present)), out / f"{path.stem}_overlay.png"
+        )
+        if path.stem in masks:
+            truth = read_mask(masks[path.stem])
+            if truth.shape != tuple(labels.shape):
+                raise DataError(
+                    f"{masks[path.stem]}: mask is {truth.shape[1]}x{truth.shape[0]} but the image is {labels.shape[1]}x{labels.shape[0]}"
+                )
+            panel = side_by_side(rgb, blended, colorize(truth, palette))
+            save_png_atomic(Image.fromarray(panel), out / f"{path.stem}_panel.png")
+        if args.probs:
+            np.save(out / f"{path.stem}_probs.npy", predictor.probabilities(scores).cpu().numpy().astype(np.float16))
+        if len(paths) < 2:
+            print(f"{path} -> {out / (path.stem + '_labels.png')}, {out / (path.stem + '_overlay.png')}")
+    seconds = time.perf_counter() - start
+    print(f"{len(paths)} image(s) in {seconds:.1f} s ({len(paths) / max(seconds, 1e-9):.2f} images/s) -> {out}")
     return 0
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Image paths from files, folders (their images, sorted) and glob patterns (``'frames/*.png'``)."""
+    from semseg.data.folder import IMAGE_SUFFIXES
+
+    suffixes = (*IMAGE_SUFFIXES, ".npy")
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            raise DataError(
+                f"{item}: video input is not supported yet; extract its frames "
+                f"(e.g. ffmpeg -i {path.name} frames/%05d.png) and pass the folder"
+            )
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file())
+            if not found:
+                raise DataError(f"no images ({', '.join(suffixes)}) in {path}")
+            paths += found
+        elif not path.exists() and any(c in item for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(item) if Path(p).suffix.lower() in suffixes)
+            if not found:
+                raise DataError(f"no images match {item!r}")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
 
 
 def _check_prediction_outputs(paths: list[Path], out: Path, overwrite: bool) -> None:

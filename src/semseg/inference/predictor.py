@@ -118,10 +118,20 @@ class Predictor:
         return not (self.options["mode"] == "whole" and self.options["scales"] == (1.0,) and not self.options["flip"])
 
     def __call__(self, image: Tensor) -> Tensor:
-        scores = self.scores(image)
+        return self.labels(self.scores(image))
+
+    def labels(self, scores: Tensor) -> Tensor:
+        """The label map ``int64 (H, W)`` of :meth:`scores` ``(C, H, W)``."""
         if self.binary:
             return (scores[1] > self.threshold).long()
         return scores.argmax(0)
+
+    def probabilities(self, scores: Tensor) -> Tensor:
+        """Class probabilities ``(C, H, W)`` summing to 1 over ``C`` from :meth:`scores` (a softmax
+        where the scores are plain whole-image logits)."""
+        if self.binary or self.crf or self._averaged():
+            return scores.float()
+        return scores.float().softmax(0)
 
 
 def rgb_view(image: Tensor) -> Tensor:
