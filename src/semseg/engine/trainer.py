@@ -40,7 +40,11 @@ def train(
     second one stops at once (the previous checkpoint stays intact).
     """
     deterministic_before = torch.are_deterministic_algorithms_enabled()
-    run = build_run(cfg, resume, overwrite, resume_overrides)
+    try:
+        run = build_run(cfg, resume, overwrite, resume_overrides)
+    except BaseException:
+        torch.use_deterministic_algorithms(deterministic_before)  # train.deterministic is for this run only
+        raise
     tc = run.cfg.train
     bar = tqdm(
         range(run.start_iteration, tc.iterations),
@@ -50,7 +54,6 @@ def train(
         desc="train",
     )
     scores: dict[str, Any] = {}
-    done = run.start_iteration
     try:
         with interrupt_flag() as stop:
             run.clock.start()
