@@ -32,8 +32,14 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"constants", "errors", "precision"},
     "inference": {"constants", "errors", "precision", "models", "metrics", "data"},
     "engine": {"constants", "errors", "precision", "config", "models", "data", "losses", "metrics", "inference", "viz"},
-    "api": {"constants", "errors", "models", "data", "inference", "engine"},
-    "commands": REPORT_MAY_IMPORT | {"report", "summary"},
+    # Shipped trained models (the package's own weights files) and foreign-checkpoint conversion.
+    "pretrained": {"constants", "errors", "models", "engine"},
+    "convert": {"constants", "errors", "models", "engine"},
+    "api": {"constants", "errors", "models", "data", "inference", "engine", "pretrained", "convert"},
+    # ONNX / torch.export and the web demo sit beside the commands, above api.
+    "export": {"constants", "errors", "precision", "models", "inference", "engine", "api"},
+    "serve": {"constants", "errors", "precision", "models", "data", "metrics", "inference", "viz", "engine", "api"},
+    "commands": REPORT_MAY_IMPORT | {"report", "summary", "pretrained", "convert", "export", "serve"},
     # Reports may use what commands may, except cli, commands itself and the summary.
     "report": REPORT_MAY_IMPORT,
     "summary": {"constants", "errors", "models"},
