@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from semseg.config import Config, apply_overrides, load_config
+from semseg.config import RECIPES_ROOT, Config, apply_overrides, load_config, resolve_config_path
 from semseg.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted(RECIPES_ROOT.rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.relative_to(RECIPES_ROOT).with_suffix("").as_posix() for p in CONFIGS])
 def test_presets_are_complete_and_valid(path: Path) -> None:
     import yaml
 

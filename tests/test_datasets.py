@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -352,11 +353,21 @@ def test_build_dataset_every_name(tmp_path: Path, name: str, cls: type, num_clas
 
 
 @pytest.mark.parametrize("name", ["camvid", "voc", "ade20k", "cityscapes", "folder"])
-def test_build_dataset_needs_a_root_except_sample(name: str) -> None:
-    with pytest.raises(
-        ConfigError, match=rf"data\.root is required for dataset '{name}' \(e\.g\. --set data\.root=PATH\)"
-    ):
+def test_build_dataset_without_a_root_looks_in_data(name: str, tmp_path: Path, monkeypatch) -> None:
+    """No root: ``./data/<name>``, or ``$SEMSEG_DATA/<name>``; where neither exists, the error
+    says how to get the data."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEMSEG_DATA", raising=False)
+    with pytest.raises(ConfigError, match=rf"no data\.root given for dataset '{name}' and data/{name} does not exist"):
         build_dataset(name, None, "train", classes=["bg", "fg"])
+    if name == "camvid":
+        with pytest.raises(ConfigError, match=r"get it with `semseg data download camvid data`"):
+            build_dataset(name, None, "train")
+        monkeypatch.setenv("SEMSEG_DATA", str(tmp_path / "elsewhere"))
+        with pytest.raises(ConfigError, match=r"elsewhere/camvid does not exist"):
+            build_dataset(name, None, "train")
+        shutil.copytree(SAMPLE_ROOT, tmp_path / "elsewhere" / "camvid")
+        assert len(build_dataset(name, None, "train")) == 32
 
 
 @pytest.mark.parametrize(

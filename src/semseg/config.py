@@ -264,16 +264,36 @@ def saved_config(data: dict[str, Any]) -> Config:
     return from_dict(data)
 
 
+RECIPES_ROOT = Path(__file__).resolve().parent / "configs"
+"""The recipes installed with the package: ``configs/<dataset>/<model>_<backbone>_os<N>_crop<S>.yaml``."""
+
+
+def list_recipes() -> dict[str, Path]:
+    """The installed recipes by name (``"camvid/deeplabv3plus_mobilenetv2_os16_crop288"``)."""
+    return {p.relative_to(RECIPES_ROOT).with_suffix("").as_posix(): p for p in sorted(RECIPES_ROOT.rglob("*.yaml"))}
+
+
 def resolve_config_path(name: str) -> Path:
-    """A path, or a preset name looked up in ``./configs/``."""
+    """A path; else an installed recipe by its name or a unique prefix of it
+    (``camvid/deeplabv3plus_mobilenetv2``); else a preset name in ``./configs/``."""
     path = Path(name)
     if path.exists():  # a file, or a device such as /dev/null: load_config says what is wrong with it
         return path
-    candidate = Path("configs") / (name if name.endswith(".yaml") else f"{name}.yaml")
+    recipes = list_recipes()
+    stem = name.removesuffix(".yaml")
+    if stem in recipes:
+        return recipes[stem]
+    matches = [key for key in recipes if key.startswith(stem)]
+    if len(matches) == 1:
+        return recipes[matches[0]]
+    if len(matches) > 1:
+        raise ConfigError(f"config {name!r} is ambiguous; it starts: {', '.join(matches)}")
+    candidate = Path("configs") / f"{stem}.yaml"
     if candidate.is_file():
         return candidate
-    presets = sorted(p.stem for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
-    raise ConfigError(f"config {name!r} not found; presets in ./configs: {', '.join(presets) or 'none'}")
+    local = sorted(p.stem for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
+    known = [*recipes, *(f"configs/{n}" for n in local)]
+    raise ConfigError(f"config {name!r} not found; installed recipes: {', '.join(known) or 'none'} (or a YAML path)")
 
 
 def _refuse_moved_keys(data: dict[str, Any]) -> None:

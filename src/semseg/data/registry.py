@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ from semseg.errors import ConfigError, DataError
 
 BINARY_CLASSES = ("background", "foreground")
 """The class names of a binary dataset when ``data.classes`` is not given."""
+
+DOWNLOADABLE = ("camvid",)
+"""The datasets ``semseg data download`` fetches (see :mod:`semseg.data.download`)."""
 
 PairFinder = Callable[[str | Path, str], tuple[Pairs, list[str]]]
 
@@ -104,6 +108,28 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+DATA_ENV = "SEMSEG_DATA"
+"""The environment variable naming the folder that holds the datasets (``$SEMSEG_DATA/camvid``)."""
+
+
+def default_data_root(name: str) -> Path:
+    """Where ``name`` is looked for when ``data.root`` is not given: ``$SEMSEG_DATA/<name>``, else
+    ``./data/<name>`` under the working directory (where ``semseg data download`` puts it).
+
+    Raises:
+        ConfigError: that folder does not exist; the message says how to get the data.
+    """
+    base = os.environ.get(DATA_ENV)
+    root = Path(base or "data") / name
+    if root.is_dir():
+        return root
+    fetch = f"get it with `semseg data download {name} {root.parent}`, or " if name in DOWNLOADABLE else ""
+    raise ConfigError(
+        f"no data.root given for dataset {name!r} and {root} does not exist; "
+        f"{fetch}point to your copy with --set data.root=PATH or {DATA_ENV}=DIR (its parent)"
+    )
+
+
 def get_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``name``; a :class:`ConfigError` listing the names otherwise."""
     if name not in DATASETS:
@@ -125,8 +151,8 @@ def build_dataset(
 
     Args:
         name: one of :data:`DATASETS`.
-        root: the dataset folder (each class's docstring shows the tree it expects); ``None``
-            only for ``sample``, which then reads the embedded frames.
+        root: the dataset folder (each class's docstring shows the tree it expects); ``None``:
+            the embedded frames for ``sample``, :func:`default_data_root` for the others.
         split: e.g. ``train`` or ``val``; allowed values depend on the dataset.
         transform: paired transform applied to every item.
         classes: class names, needed only by ``folder`` (whose masks carry no names); with
@@ -135,7 +161,7 @@ def build_dataset(
             foreground, :data:`~semseg.data.io.BINARY_IGNORE_VALUE` (128) ignored.
 
     Raises:
-        ConfigError: unknown ``name``, no ``root`` where one is required, ``folder`` without
+        ConfigError: unknown ``name``, no ``root`` and no default folder, ``folder`` without
             ``classes``.
         DataError: unknown ``split``, or a problem in the tree.
     """
@@ -147,9 +173,7 @@ def build_dataset(
         if len(classes) != 2:
             raise ConfigError(f"data.binary: data.classes names the 2 classes (background, foreground), got {classes}")
     if root is None:
-        if spec.default_root is None:
-            raise ConfigError(f"data.root is required for dataset {name!r} (e.g. --set data.root=PATH)")
-        root = spec.default_root
+        root = spec.default_root or default_data_root(name)
     options: dict[str, list[str]] = {}
     if spec.classes is None:
         if not classes:
