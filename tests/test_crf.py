@@ -185,3 +185,51 @@ def test_crf_refined_model_trains_end_to_end() -> None:
     assert torch.allclose(model(x), out.logits)
     F.cross_entropy(out.logits, torch.randint(0, 3, (2, 10, 12))).backward()
     assert model.model.conv.weight.grad is not None and model.crf.compatibility.grad is not None
+
+
+def test_packed_numpy_sort_equals_stable_torch_sort() -> None:
+    from semseg.inference.lattice import _stable_sort
+
+    keys = torch.randint(0, 50, (5000,)) * (2**30)  # many ties, large values
+    for k in (keys, torch.tensor([7]), torch.randint(-5, 5, (100,)), torch.randint(0, 2**61, (100,))):
+        values, order = _stable_sort(k)
+        ref_values, ref_order = torch.sort(k, stable=True)
+        assert torch.equal(values, ref_values) and torch.equal(order, ref_order)
+
+
+def test_fast_lattice_equals_plain_sort_and_uncached(monkeypatch) -> None:
+    """The packed NumPy sort, the cached Gaussian lattice and the one-thread block change no bit
+    of the output (the implementation before them used torch.sort and rebuilt every lattice)."""
+    from semseg.inference import crf, lattice
+
+    imgs = torch.stack([smooth_image(20, 26) for _ in range(2)])
+    probs = random_probs(5, 20, 26, n=2)
+    fast = dense_crf(imgs, probs)
+    assert torch.equal(dense_crf(imgs, probs), fast)  # second call: cached Gaussian lattice
+    monkeypatch.setattr(lattice, "_stable_sort", lambda keys: torch.sort(keys, stable=True))
+    crf._gaussian_lattice.cache_clear()
+    assert torch.equal(dense_crf(imgs, probs), fast)
+    crf._gaussian_lattice.cache_clear()
+
+
+def test_dense_crf_runs_in_one_thread_and_restores_the_count(monkeypatch) -> None:
+    from semseg.inference import crf, lattice
+
+    seen: list[int] = []
+    build = lattice.PermutohedralLattice.__init__
+
+    def spy(self, features):
+        seen.append(torch.get_num_threads())
+        build(self, features)
+
+    monkeypatch.setattr(lattice.PermutohedralLattice, "__init__", spy)
+    crf._gaussian_lattice.cache_clear()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        dense_crf(smooth_image(8, 10), random_probs(3, 8, 10))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        crf._gaussian_lattice.cache_clear()

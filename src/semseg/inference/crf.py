@@ -23,13 +23,14 @@ exists only as a test reference on tiny images.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from semseg.errors import DataError, InvalidOptionError
-from semseg.inference.lattice import LatticeOperator, PermutohedralLattice
+from semseg.inference.lattice import LatticeOperator, PermutohedralLattice, single_threaded
 
 Message = Callable[[Tensor], Tensor]
 
@@ -63,7 +64,9 @@ def dense_crf(
     """
     img, p, batched = _check_inputs(image, probs)
     _check_options(iterations, bilateral_weight, bilateral_xy, bilateral_rgb, gaussian_weight, gaussian_xy)
-    with torch.no_grad():
+    # One CPU thread: the lattice's many small ops gain little from a second thread on an idle
+    # machine and collapse when another process is busy (see lattice.single_threaded).
+    with torch.no_grad(), single_threaded(p.device):
         # softmax(-U) with U = -log(clip(p)): the clipped input, renormalised; (N, P, C) channels last.
         p0 = p.clamp(min=clip)
         p0 = (p0 / p0.sum(1, keepdim=True)).flatten(2).transpose(1, 2).contiguous()
@@ -152,12 +155,22 @@ def _lattices(
     img: Tensor, bilateral_xy: float, bilateral_rgb: float, gaussian_xy: float
 ) -> tuple[list[PermutohedralLattice], list[Tensor]]:
     """Bilateral and Gaussian lattices and their symmetric normalisers ``D^-1/2 (N*P,)``."""
-    lattices = [
-        PermutohedralLattice(_features(img, bilateral_xy, bilateral_rgb)),
-        PermutohedralLattice(_features(img, gaussian_xy, None)),
-    ]
+    bilateral = PermutohedralLattice(_features(img, bilateral_xy, bilateral_rgb))
     ones = torch.ones(img.shape[0] * img.shape[1] * img.shape[2], 1, device=img.device)
-    return lattices, [lat.filter(ones)[:, 0].add(1e-20).rsqrt() for lat in lattices]
+    gaussian, gaussian_norm = _gaussian_lattice(*img.shape[:3], float(gaussian_xy), str(img.device))
+    return [bilateral, gaussian], [bilateral.filter(ones)[:, 0].add(1e-20).rsqrt(), gaussian_norm]
+
+
+@lru_cache(maxsize=2)
+def _gaussian_lattice(n: int, h: int, w: int, xy: float, device: str) -> tuple[PermutohedralLattice, Tensor]:
+    """The smoothness kernel's lattice and normaliser depend only on the batch, the image size and
+    the scale: built once and reused for every image of that size (a dataset's images usually
+    share one), a third of the CRF's setup time. Two entries: about 60 bytes per pixel each."""
+    with torch.no_grad():
+        features = _features(torch.empty(n, h, w, 3, dtype=torch.uint8, device=device), xy, None)
+        lattice = PermutohedralLattice(features)
+        ones = torch.ones(n * h * w, 1, device=device)
+        return lattice, lattice.filter(ones)[:, 0].add(1e-20).rsqrt()
 
 
 def exact_filter(features: Tensor) -> Message:
