@@ -25,6 +25,7 @@ _EXPORTS = {
     "create_model": "semseg.models",
     "list_models": "semseg.models",
     "load_model": "semseg.api",
+    "convert_checkpoint": "semseg.api",
     "predict": "semseg.api",
 }
 
@@ -32,6 +33,7 @@ __all__ = [
     "SegmentationModel",
     "SegmentationOutput",
     "__version__",
+    "convert_checkpoint",
     "create_model",
     "list_models",
     "load_model",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from semseg.api import load_model, predict
+    from semseg.api import convert_checkpoint, load_model, predict
     from semseg.models import SegmentationModel, SegmentationOutput, create_model, list_models
 
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from semseg.data.folder import default_palette
 from semseg.engine.checkpoint import load_checkpoint_model
-from semseg.errors import DataError
+from semseg.errors import CheckpointError, DataError
 from semseg.inference import Predictor
 from semseg.models import SegmentationModel, create_model, list_models
 
@@ -87,3 +87,57 @@ def predict(
     finally:
         model.train(was_training)
     return out[0] if single else out
+
+
+# The dataset whose labels a converted checkpoint predicts, by its class count (torchvision's
+# COCO subset uses the 21 Pascal VOC labels).
+_DATASET_BY_CLASSES = {21: "voc", 19: "cityscapes", 150: "ade20k"}
+
+
+def convert_checkpoint(
+    file: str | Path,
+    from_format: str,
+    model: str | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Convert a torchvision or mmsegmentation checkpoint into a semseg checkpoint folder.
+
+    The weights are mapped onto the equivalent semseg network and loaded strictly; the folder
+    (``model.safetensors`` + ``meta.json`` with classes, palette and normalisation) is what
+    :func:`load_model`, ``semseg eval`` and ``semseg predict`` read. See ``docs/convert.md``.
+
+    Args:
+        file: the foreign checkpoint (``.pth``/``.pt`` read with ``weights_only=True`` or an
+            inert unpickler, or ``.safetensors``); never executed.
+        from_format: ``"torchvision"`` or ``"mmseg"``.
+        model: the source network (e.g. ``"deeplabv3_resnet101"``); default: recognised from the keys.
+        out: the checkpoint folder to write; default ``<file stem>_semseg`` beside ``file``.
+        overwrite: replace an existing checkpoint folder at ``out``.
+
+    Returns the folder written. Raises :class:`~semseg.errors.CheckpointError` or
+    :class:`~semseg.errors.InvalidOptionError` with one line naming the first mismatching keys.
+    """
+    import semseg.data.ade20k as ade20k
+    import semseg.data.cityscapes as cityscapes
+    import semseg.data.voc as voc
+    from semseg.convert import convert_file, save_converted
+
+    labels = {"voc": voc, "cityscapes": cityscapes, "ade20k": ade20k}
+    folder = Path(out) if out is not None else Path(file).with_name(Path(file).stem + "_semseg")
+    if folder.exists() and not overwrite:  # said before the minutes a large conversion takes
+        raise CheckpointError(f"{folder} exists; pass --overwrite (overwrite=True) to replace it")
+    converted = convert_file(file, from_format, model)
+    net = converted.model
+    k = net.num_labels
+    dataset = _DATASET_BY_CLASSES.get(k)
+    if dataset is not None:
+        net.set_metadata(list(labels[dataset].CLASSES), [tuple(c) for c in labels[dataset].PALETTE])
+    else:  # a dataset semseg does not ship: the checkpoint's own names if it has them
+        names = converted.class_names if converted.class_names and len(converted.class_names) == k else None
+        net.set_metadata(names or [f"class_{i}" for i in range(k)], default_palette(k))
+    config = {
+        "model": {"name": net.model_name, "num_classes": k, "options": dict(net.model_options), "channels_last": False},
+        "data": {"dataset": dataset or "folder", "classes": None if dataset else list(net.class_names or [])},
+    }
+    return save_converted(converted, folder, file, config, overwrite=overwrite)

@@ -302,6 +302,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
     """``semseg weights import FILE`` / ``semseg weights list``."""
     from semseg.models.backbones.weights import IMAGENET_FILES, find_imagenet_file, import_weights
 
+    if args.weights_command == "convert":
+        return cmd_weights_convert(args)
     if args.weights_command == "import":
         from semseg.models.backbones import BACKBONES, build_backbone
         from semseg.models.backbones.weights import backbone_for_file, load_backbone_weights
@@ -321,6 +323,17 @@ def cmd_weights(args: argparse.Namespace) -> int:
     for name, filename in IMAGENET_FILES.items():
         where = find_imagenet_file(name)
         print(f"{name:12s} {filename:28s} {where or 'not on this machine'}")
+    return 0
+
+
+def cmd_weights_convert(args: argparse.Namespace) -> int:
+    """``semseg weights convert FILE --from FORMAT``: forwards to :func:`semseg.api.convert_checkpoint`."""
+    from semseg.api import convert_checkpoint
+    from semseg.engine.checkpoint import load_checkpoint_model
+
+    folder = convert_checkpoint(args.file, args.from_format, args.model, args.out, overwrite=args.overwrite)
+    model = load_checkpoint_model(folder)
+    print(f"converted {args.file} ({args.from_format}) -> {folder} ({model.model_name}, {model.num_labels} classes)")
     return 0
 
 
