@@ -13,13 +13,18 @@ from semseg.data.folder import default_palette
 from semseg.engine.checkpoint import load_checkpoint_model
 from semseg.errors import CheckpointError, DataError
 from semseg.inference import Predictor
+from semseg.inference.fastpath import fast_inference_model
 from semseg.models import SegmentationModel, create_model, list_models
 
 ImageLike = np.ndarray | Tensor
 
 
 def load_model(
-    name_or_checkpoint: str | Path, num_classes: int | None = None, device: str = "cpu", **options: Any
+    name_or_checkpoint: str | Path,
+    num_classes: int | None = None,
+    device: str = "cpu",
+    fast: bool = False,
+    **options: Any,
 ) -> SegmentationModel:
     """A ready model in eval mode that carries ``class_names``, ``palette``, ``mean`` and ``std``.
 
@@ -28,6 +33,10 @@ def load_model(
             ``model.safetensors``), or a registered model name (random head; backbone weights
             as ``options`` say, e.g. ``backbone_weights="imagenet"``).
         num_classes: for a model name only (default 21).
+        fast: return an inference-only copy with batch norm folded into the convolutions
+            (:func:`semseg.inference.fastpath.fast_inference_model`, checked equal within 1e-4
+            relative). Off by default because the copy cannot be trained (it has no batch norm);
+            :func:`predict`, ``semseg predict`` and ``semseg eval`` fold a copy by themselves.
     """
     path = Path(name_or_checkpoint)
     if path.exists():
@@ -43,7 +52,8 @@ def load_model(
         if any(sep in str(name_or_checkpoint) for sep in ("/", "\\", ".safetensors")):
             raise DataError(f"checkpoint not found: {name_or_checkpoint}")
         create_model(str(name_or_checkpoint))
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    return fast_inference_model(model) if fast else model
 
 
 def as_chw_uint8(image: ImageLike, bands: int = 3) -> Tensor:

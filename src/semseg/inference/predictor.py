@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from semseg.data.transforms import normalize_batch
 from semseg.errors import DataError, InvalidOptionError
 from semseg.inference.crf import dense_crf
+from semseg.inference.fastpath import fast_inference_model
 from semseg.inference.modes import inference
 from semseg.precision import autocast
 
@@ -50,6 +51,10 @@ class Predictor:
         precision: autocast of the network's forward passes (:mod:`semseg.precision`).
         threshold: for a binary model (one sigmoid channel): foreground where the foreground
             probability (averaged over scales and flips, or after the CRF) is above it.
+        fast: run an inference copy of the model with batch norm folded into its convolutions
+            (:mod:`semseg.inference.fastpath`; checked equal to the plain model within 1e-4
+            relative, rebuilt when the model's weights change); the model itself is not touched.
+            Forward passes run under ``torch.inference_mode`` either way.
 
     The model must already be in ``eval()`` mode; calls run without autograd.
 
@@ -73,6 +78,7 @@ class Predictor:
         crf_options: dict[str, Any] | None = None,
         precision: str = "fp32",
         threshold: float = 0.5,
+        fast: bool = True,
     ) -> None:
         self.model = model
         inner = getattr(model, "module", model)  # DDP keeps the metadata on the wrapped module
@@ -86,12 +92,31 @@ class Predictor:
         self.crf_options = dict(crf_options or {})
         self.precision = precision
         self.device = next(model.parameters()).device
+        self.fast = fast
+        self._fast_copy: tuple[int, nn.Module] | None = None
 
-    @torch.no_grad()
+    def network(self) -> nn.Module:
+        """The module the forward passes run: the model, or its folded copy (``fast``; only for
+        a model in eval mode, as a training-mode model's batch norm uses batch statistics)."""
+        if not self.fast or self.model.training or getattr(self.model, "inference_only", False):
+            return self.model
+        # Parameter/buffer version counters move on every in-place update (optimizer step,
+        # load_state_dict): a changed model gets a fresh copy.
+        version = sum(t._version for t in (*self.model.parameters(), *self.model.buffers()))
+        if self._fast_copy is None or self._fast_copy[0] != version:
+            self._fast_copy = (version, fast_inference_model(self.model))
+        return self._fast_copy[1]
+
     def scores(self, image: Tensor) -> Tensor:
         """Scores ``(C, H, W)`` whose argmax is the prediction: logits or probabilities as
         :func:`predict_scores` returns them, probabilities after the CRF. A binary model's are
         the probabilities ``[1 - p, p]`` ``(2, H, W)``."""
+        net = self.network()
+        with torch.inference_mode():
+            out = self._scores(net, image)
+        return out.clone()  # outside inference mode: an ordinary tensor callers may modify
+
+    def _scores(self, net: nn.Module, image: Tensor) -> Tensor:
         if image.dim() != 3 or image.shape[0] != len(self.mean):
             raise DataError(
                 f"the model takes {len(self.mean)}-band images (model.in_channels={len(self.mean)}) "
@@ -100,9 +125,9 @@ class Predictor:
         x = normalize_batch(image[None].to(self.device), self.mean, self.std)
         with autocast(self.precision, self.device):
             if self.crf:
-                probs = inference(self.model, x, output="probs", **self.options)[0]
+                probs = inference(net, x, output="probs", **self.options)[0]
             else:
-                out = predict_scores(self.model, x, **self.options)[0]
+                out = predict_scores(net, x, **self.options)[0]
                 if not self.binary:
                     return out
                 probs = out.float() if self._averaged() else out.float().sigmoid()
