@@ -60,9 +60,12 @@ def _source_model(fmt: Format, keys: set[str], model: str | None, name: str) -> 
     )
 
 
-def convert_file(path: str | Path, from_format: str, model: str | None = None) -> Converted:
+def convert_file(
+    path: str | Path, from_format: str, model: str | None = None, num_classes: int | None = None
+) -> Converted:
     """Read ``path`` safely, map it onto the semseg model of ``from_format``'s ``model``
-    (recognised from the keys when ``None``) and load it strictly.
+    (recognised from the keys when ``None``) and load it strictly. ``num_classes``: the class
+    count the checkpoint must have (default: whatever its classifier has).
 
     Raises :class:`~semseg.errors.CheckpointError` (missing or extra keys, wrong shapes, another
     format, a pickle that would run code) or :class:`~semseg.errors.InvalidOptionError` (unknown
@@ -74,8 +77,13 @@ def convert_file(path: str | Path, from_format: str, model: str | None = None) -
     tensors = state_dict_of(obj, path)
     source = _source_model(fmt, set(tensors), model, name)
     spec = fmt.specs[source]
-    num_classes = num_classes_of(tensors, spec, name)
-    target = build_target(spec, tensors, num_classes)
+    found = num_classes_of(tensors, spec, name)
+    if num_classes is not None and found != num_classes:
+        raise CheckpointError(
+            f"{name} has {found} classes ({spec.classifier} {tuple(tensors[spec.classifier].shape)}), "
+            f"not the {num_classes} asked for"
+        )
+    target = build_target(spec, tensors, found)
     target.load_state_dict(map_state_dict(tensors, spec, target, name))
     target.set_metadata(mean=spec.mean, std=spec.std)
     return Converted(target.eval(), fmt.name, source, spec, fmt.class_names(obj))
