@@ -110,6 +110,7 @@ def convert_checkpoint(
     model: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    num_classes: int | None = None,
 ) -> Path:
     """Convert a torchvision or mmsegmentation checkpoint into a semseg checkpoint folder.
 
@@ -124,6 +125,7 @@ def convert_checkpoint(
         model: the source network (e.g. ``"deeplabv3_resnet101"``); default: recognised from the keys.
         out: the checkpoint folder to write; default ``<file stem>_semseg`` beside ``file``.
         overwrite: replace an existing checkpoint folder at ``out``.
+        num_classes: the class count the checkpoint must have (default: its classifier's).
 
     Returns the folder written. Raises :class:`~semseg.errors.CheckpointError` or
     :class:`~semseg.errors.InvalidOptionError` with one line naming the first mismatching keys.
@@ -137,7 +139,7 @@ def convert_checkpoint(
     folder = Path(out) if out is not None else Path(file).with_name(Path(file).stem + "_semseg")
     if folder.exists() and not overwrite:  # said before the minutes a large conversion takes
         raise CheckpointError(f"{folder} exists; pass --overwrite (overwrite=True) to replace it")
-    converted = convert_file(file, from_format, model)
+    converted = convert_file(file, from_format, model, num_classes)
     net = converted.model
     k = net.num_labels
     dataset = _DATASET_BY_CLASSES.get(k)

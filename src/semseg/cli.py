@@ -121,12 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", default=None, help="checkpoint folder to write (default: FILE_STEM_semseg beside FILE)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder at --out")
     w.add_argument("--num-classes", type=int, default=None, help="refuse a checkpoint with another class count")
-    w = wsub.add_parser("convert", help="a torchvision or mmsegmentation checkpoint -> a semseg checkpoint folder")
-    w.add_argument("file", help="the foreign checkpoint (.pth, .pt or .safetensors; never executed)")
-    w.add_argument("--from", dest="from_format", required=True, help="torchvision or mmseg")
-    w.add_argument("--model", default=None, help="the source network (default: recognised from the keys)")
-    w.add_argument("--out", default=None, help="checkpoint folder to write (default: FILE_STEM_semseg beside FILE)")
-    w.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder at --out")
 
     p = sub.add_parser("data", help="inspect datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

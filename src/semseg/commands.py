@@ -331,17 +331,6 @@ def cmd_weights_convert(args: argparse.Namespace) -> int:
     from semseg.api import convert_checkpoint
     from semseg.engine.checkpoint import load_checkpoint_model
 
-    folder = convert_checkpoint(args.file, args.from_format, args.model, args.out, overwrite=args.overwrite)
-    model = load_checkpoint_model(folder)
-    print(f"converted {args.file} ({args.from_format}) -> {folder} ({model.model_name}, {model.num_labels} classes)")
-    return 0
-
-
-def cmd_weights_convert(args: argparse.Namespace) -> int:
-    """``semseg weights convert FILE --from FORMAT``: forwards to :func:`semseg.api.convert_checkpoint`."""
-    from semseg.api import convert_checkpoint
-    from semseg.engine.checkpoint import load_checkpoint_model
-
     folder = convert_checkpoint(
         args.file, args.from_format, args.model, args.out, overwrite=args.overwrite, num_classes=args.num_classes
     )
