@@ -13,6 +13,7 @@ from semseg.engine import distributed as dist_utils
 from semseg.engine.checkpoint import checkpoint_meta, save_checkpoint
 from semseg.engine.evaluate import evaluate
 from semseg.engine.files import append_jsonl
+from semseg.engine.machine import describe_machine
 from semseg.engine.report import prediction_panel, write_eval_report
 from semseg.engine.run import Run
 from semseg.engine.state import rng_state
@@ -106,6 +107,7 @@ def finish_run(run: Run, scores: dict[str, Any]) -> None:
             "iteration": run.cfg.train.iterations,
             "train_wall_s": round(run.clock.wall, 1),
             "train_cpu_s": round(run.clock.cpu, 1),
+            "machine": describe_machine(run.device),
         }
         write_eval_report(run.run_dir, run.model, scores, run.val_set, run.device, extra=extra)
     dist_utils.barrier()

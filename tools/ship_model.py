@@ -1,0 +1,111 @@
+"""Make a shipped model (``src/semseg/pretrained/NAME``) from a trained run, and measure it.
+
+    python tools/ship_model.py RUN_DIR --name camvid --recipe camvid/deeplabv3plus_mobilenetv2_os16_crop288 \\
+        --weights ema --data-root ../shared/data/camvid [--multi-scale]
+
+Writes, each atomically, into a folder that replaces the old one only when complete:
+``model.safetensors`` (float16; integer buffers stay as they are), ``meta.json`` (the run's,
+with the config's data root cleared so recipes and ``--data-root`` decide) and ``scores.json``:
+what ``semseg eval`` measured for the float16 weights on the val split, single scale and, with
+``--multi-scale``, at scales 0.5-1.75 with flips, with the exact commands, the date, the machine,
+and the run's iteration count and training time. A developer tool: users never need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from semseg.engine.checkpoint import find_checkpoint, read_meta
+from semseg.engine.machine import describe_machine
+from semseg.pretrained import SHIPPED_ROOT
+
+MULTI_SCALE = ["--scales", "0.5,0.75,1,1.25,1.5,1.75", "--flip"]
+
+
+def _training_time(run: Path, iteration: int) -> dict[str, float | None]:
+    """Wall and CPU minutes at ``iteration`` from the run's ``log.jsonl`` (last entry at or before it)."""
+    wall = cpu = None
+    log = run / "log.jsonl"
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("iteration", 0) <= iteration and "wall_s" in entry:
+                wall, cpu = entry["wall_s"], entry.get("cpu_s")
+    return {
+        "wall_min": None if wall is None else round(wall / 60, 1),
+        "cpu_min": None if cpu is None else round(cpu / 60, 1),
+    }
+
+
+def _evaluate(folder: Path, data_root: str, extra: list[str]) -> tuple[dict, str]:
+    with tempfile.TemporaryDirectory() as out:
+        command = ["semseg", "eval", str(folder), "--data-root", data_root, "--no-progress", "--out", out, *extra]
+        subprocess.run(command, check=True)
+        scores = json.loads((Path(out) / "metrics.json").read_text())
+    name = folder.name
+    shown = " ".join(["semseg", "eval", name, "--data-root", "DIR", *extra])
+    return scores, shown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--recipe", required=True, help="the installed recipe the run followed")
+    parser.add_argument("--weights", choices=("raw", "ema"), default="raw")
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--multi-scale", action="store_true")
+    args = parser.parse_args(argv)
+
+    run = Path(args.run)
+    ckpt = find_checkpoint(run)
+    meta = read_meta(ckpt)
+    source = ckpt / ("ema.safetensors" if args.weights == "ema" else "model.safetensors")
+    tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(source)).items()}
+    meta["config"]["data"]["root"] = None
+    meta["config"]["output"] = {"dir": "runs", "name": args.recipe.replace("/", "_")}
+
+    staged = SHIPPED_ROOT / f".{args.name}.tmp"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir()
+    save_file(tensors, str(staged / "model.safetensors"))
+    (staged / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    # Score the files as shipped (float16 weights, this meta.json), under the shipped name.
+    probe = Path(tempfile.mkdtemp()) / args.name
+    shutil.copytree(staged, probe)
+    single, single_cmd = _evaluate(probe, args.data_root, [])
+    entries = {"single_scale": {**single, "command": single_cmd}}
+    if args.multi_scale:
+        multi, multi_cmd = _evaluate(probe, args.data_root, MULTI_SCALE)
+        entries["multi_scale_flip"] = {**multi, "command": multi_cmd}
+    iteration = int(meta.get("iteration", 0))
+    scores = {
+        "dataset": meta["config"]["data"]["dataset"],
+        "split": meta["config"]["data"]["val_split"],
+        "recipe": args.recipe,
+        "weights": f"{args.weights} weights of iteration {iteration}, stored as float16",
+        "training": {"iterations": iteration, **_training_time(run, iteration)},
+        "measured": datetime.date.today().isoformat(),
+        "machine": describe_machine("cpu"),
+        **entries,
+    }
+    (staged / "scores.json").write_text(json.dumps(scores, indent=1) + "\n")
+    final = SHIPPED_ROOT / args.name
+    if final.exists():
+        shutil.rmtree(final)
+    staged.rename(final)
+    print(f"{final}: mIoU {100 * single['miou']:.2f}% single scale", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
