@@ -103,12 +103,18 @@ def test_fcn_crop_offsets_are_caffes(name: str, skip_offsets: list[int], final_o
         assert same.head.skip_offset == [0] * len(skip_offsets) and same.head.final_offset == 0
 
 
-def test_fcn_upsampling_is_bilinear_learned_2x_and_fixed_final() -> None:
+def test_fcn_upsampling_is_bilinear_fixed_2x_and_fixed_final() -> None:
     with torch.device("meta"):
         model = create_model("fcn8s_vgg16", num_classes=4)
+        learned = create_model("fcn8s_vgg16", num_classes=4, learn_upsampling=True)
     assert model.head.skip_index == [4, 3]  # pool4, pool3 (feature 0 is the input image)
     assert [up.kernel_size for up in model.head.ups] == [(4, 4), (4, 4)]
-    assert all(up.stride == (2, 2) and up.weight.requires_grad for up in model.head.ups)
+    # The released nets fix the 2x deconvs (lr_mult 0): buffers under the same keys as the
+    # learned option's parameters, so checkpoints of either form load into the other.
+    assert all(up.stride == (2, 2) and not up.weight.requires_grad for up in model.head.ups)
+    assert not any(n.startswith("head.ups.") for n, _ in model.named_parameters())
+    assert all(up.weight.requires_grad for up in learned.head.ups)
+    assert set(model.state_dict()) == set(learned.state_dict())
     # The final x8 upsampling is a buffer (fixed, not in the state dict), as the paper fixes it.
     assert "head.final_weight" not in model.state_dict()
     assert model.head.final_weight.shape == (4, 1, 16, 16) and model.head.final_stride == 8

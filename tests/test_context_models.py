@@ -124,7 +124,7 @@ def test_pspnet_and_encnet_default_to_nchw() -> None:
 
 
 def test_deeplabv3_matches_torchvision_size() -> None:
-    ours = create_model("deeplabv3_resnet50", num_classes=21, output_stride=8, aux_loss=True)
+    ours = create_model("deeplabv3_resnet50", num_classes=21, output_stride=8, aux_loss=True, head_form="torchvision")
     ref = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True)
     assert _params(ours) == _params(ref)
 
@@ -170,9 +170,10 @@ def test_encnet_codewords_se_and_gates() -> None:
     no_se = create_model("encnet_resnet50", num_classes=5, se_loss=False)
     assert "se" not in no_se(torch.randn(2, 3, 32, 32), return_aux=True).aux
     x = torch.ones(2, 16, 3, 3)
-    soft = ContextEncoding(16, 4, gate="softmax").eval()(x)[0]
+    # The paper's x * gamma form (residual=False) shows the gate's weights themselves.
+    soft = ContextEncoding(16, 4, gate="softmax", residual=False).eval()(x)[0]
     torch.testing.assert_close(soft.mean(dim=1), torch.ones(2, 3, 3))  # weights average to 1
-    sig = ContextEncoding(16, 4, gate="sigmoid").eval()(x)[0]
+    sig = ContextEncoding(16, 4, gate="sigmoid", residual=False).eval()(x)[0]
     assert bool((sig > 0).all() and (sig < 1).all())
     with pytest.raises(ValueError, match="sigmoid, softmax"):
         create_model("encnet_resnet50", gate="tanh")

@@ -9,16 +9,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def resize(t: Tensor, size: Sequence[int]) -> Tensor:
-    """``t`` resized bilinearly (``align_corners=False``) to ``size``; ``t`` itself when it has
-    that size already.
+def resize(t: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """``t`` resized bilinearly to ``size``; ``t`` itself when it has that size already.
+
+    ``align_corners=True`` maps the corner pixels onto each other (the sampling of Caffe's
+    ``Interp`` layer, used by the PSPNet, EncNet, HRNet and TF DeepLab releases); ``False``
+    treats pixels as areas (torchvision, mmsegmentation).
 
     Shape:
         ``(N, C, h, w)`` -> ``(N, C, *size)``.
     """
-    if tuple(t.shape[-2:]) == tuple(size):
+    # An export records one branch; the resize (exact at the same size) keeps it valid at every size.
+    if tuple(t.shape[-2:]) == tuple(size) and not (torch.jit.is_tracing() or torch.compiler.is_exporting()):
         return t
-    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=align_corners)
 
 
 def same_layout(t: Tensor, like: Tensor) -> Tensor:
@@ -59,22 +63,38 @@ class ConvBNReLU(nn.Sequential):
 
 class SeparableConvBNReLU(nn.Sequential):
     """Depthwise-separable conv (DeepLabv3+, https://arxiv.org/abs/1802.02611): a depthwise 3x3
-    conv (BN) followed by a pointwise 1x1 conv-BN-ReLU.
+    conv with BN (and ReLU), then a pointwise 1x1 conv-BN-ReLU.
+
+    ``depthwise_relu=True`` is the released code's ``split_separable_conv2d``
+    (tensorflow/models ``research/deeplab/core/utils.py``: the depthwise conv runs under the same
+    BN-and-ReLU arg scope as every other conv); ``False`` goes straight from the depthwise BN to
+    the pointwise conv. The ReLU has no parameters: the state-dict keys are the same either way.
 
     Shape:
         ``(N, in_ch, H, W) -> (N, out_ch, H, W)``.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
+    def __init__(self, in_ch: int, out_ch: int, dilation: int = 1, depthwise_relu: bool = True) -> None:
         super().__init__(
             nn.Conv2d(in_ch, in_ch, 3, 1, dilation, dilation, groups=in_ch, bias=False),
             nn.BatchNorm2d(in_ch),
             ConvBNReLU(in_ch, out_ch, kernel_size=1),
         )
+        self.depthwise_relu = depthwise_relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Applied here rather than as a module so that the keys (0: depthwise conv, 1: its BN,
+        # 2: pointwise) do not depend on the option.
+        x = self[1](self[0](x))
+        if self.depthwise_relu:
+            x = torch.relu(x)
+        return self[2](x)
 
 
-def conv_bn_relu(in_ch: int, out_ch: int, dilation: int = 1, separable: bool = False) -> nn.Module:
-    """A 3x3 conv block, plain or depthwise-separable."""
+def conv_bn_relu(
+    in_ch: int, out_ch: int, dilation: int = 1, separable: bool = False, depthwise_relu: bool = True
+) -> nn.Module:
+    """A 3x3 conv block, plain or depthwise-separable (``depthwise_relu``: see :class:`SeparableConvBNReLU`)."""
     if separable:
-        return SeparableConvBNReLU(in_ch, out_ch, dilation)
+        return SeparableConvBNReLU(in_ch, out_ch, dilation, depthwise_relu)
     return ConvBNReLU(in_ch, out_ch, 3, dilation=dilation)

@@ -20,6 +20,48 @@ from semseg.models.segmentor import SegmentationModel
 Builder = Callable[..., SegmentationModel]
 
 _REGISTRY: dict[str, Builder] = {}
+
+# Structure options whose default changed on 2026-11-30 (issue 12: defaults now follow the authors'
+# released code), by model-name pattern, with the value that rebuilds the network semseg built
+# before. create_model records these options' values in ``model_options`` (so a checkpoint's
+# meta.json states them and later default changes cannot alter it); a meta.json written before
+# lacks them, and :func:`legacy_options` fills in the old values.
+PRE_2026_11_30_STRUCTURE: dict[str, dict[str, Any]] = {
+    "pspnet_resnet*": {"stem_width": 32, "dilate_first_block": False, "align_corners": False},
+    "encnet_resnet*": {"stem_width": 32, "residual": False, "align_corners": False},
+    "deeplabv1_vgg16": {"pool5a": False},
+    "deeplabv2_resnet*": {"style": "pytorch", "dilate_first_block": False, "stem_pool_ceil": False},
+    "deeplabv3_resnet*": {"head_form": "torchvision"},
+    "deeplabv3plus_resnet*": {"depthwise_relu": False},
+    "deeplabv3plus_mobilenetv2": {"depthwise_relu": False, "final_conv": True},
+    "fcn16s_vgg16": {"learn_upsampling": True},
+    "fcn8s_vgg16": {"learn_upsampling": True},
+    "hrnetv2_w*": {"head_bias": False, "align_corners": False},
+    "unet": {"dropout_levels": 1, "upconv_relu": False},
+    "efficientfcn_resnet*": {"deep_stem": False, "avg_down": False, "align_corners": False},
+    "fpn_resnet*": {"dropout": 0.1},
+}
+
+
+def _changed_structure(name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pattern, old in PRE_2026_11_30_STRUCTURE.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            out.update(old)
+    return out
+
+
+def legacy_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` of a checkpoint's ``meta.json`` completed with the structure semseg built before
+    2026-11-30 for every changed option they do not state.
+
+    Checkpoints written since state all those options (``create_model`` records them), so this
+    leaves them unchanged; older ones rebuild the network they were trained as. For
+    ``model_from_meta`` only: a fresh :func:`create_model` call gets the current defaults.
+    """
+    return {**_changed_structure(name), **options}
+
+
 # Models whose default memory layout is NCHW (see ``create_model``'s ``channels_last``).
 _NCHW_BY_DEFAULT: set[str] = set()
 
@@ -143,5 +185,8 @@ def create_model(
         channels_last = default_channels_last(name)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model.set_build_info(name, options)
+    # The values of the options whose defaults changed are recorded even when left at their
+    # default, so that the checkpoint's meta.json rebuilds this very network (see legacy_options).
+    defaults = {k: params[k].default for k in _changed_structure(name) if k in params}
+    model.set_build_info(name, {**defaults, **options})
     return model

@@ -43,6 +43,8 @@ class SegmentationModel(nn.Module):
         mean, std: input normalisation the model was trained with (0-1 scale, one value per
             input channel); used by :func:`semseg.predict`, not by ``forward`` (which takes
             normalised tensors).
+        align_corners: how the logits are resized to the input (``True`` in the PSPNet, EncNet
+            and HRNet releases; see :func:`~semseg.models.layers.resize`).
 
     Attributes:
         class_names, palette: the label semantics (``None`` until :meth:`set_metadata`).
@@ -63,8 +65,10 @@ class SegmentationModel(nn.Module):
         num_classes: int | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
+        self.align_corners = align_corners
         self.backbone = backbone
         self.head = head
         self.aux_heads = nn.ModuleDict(aux_heads or {})
@@ -81,13 +85,15 @@ class SegmentationModel(nn.Module):
         features = self.backbone(x)
         out = self.head(features)
         logits, extras = (out.logits, out.extras) if isinstance(out, HeadOutput) else (out, {})
-        logits = resize(logits, size)
+        logits = resize(logits, size, self.align_corners)
         if not return_aux:
             return logits
         aux = {name: aux_head(features) for name, aux_head in self.aux_heads.items()}
         aux.update(extras)
         # Dense outputs are per-pixel predictions and need the input's size; (N, C) ones do not.
-        return SegmentationOutput(logits, {name: resize(t, size) if t.dim() == 4 else t for name, t in aux.items()})
+        return SegmentationOutput(
+            logits, {name: resize(t, size, self.align_corners) if t.dim() == 4 else t for name, t in aux.items()}
+        )
 
     def set_metadata(
         self,

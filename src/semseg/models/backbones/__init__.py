@@ -19,16 +19,16 @@ from semseg.models.backbones.weights import load_backbone_weights
 # name -> factory(output_stride, multi_grid, **extra). Other modules may add entries.
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     **{f"resnet{d}": functools.partial(ResNet, d) for d in (18, 34, 50, 101, 152)},
-    "mobilenetv2": lambda output_stride=32, multi_grid=None: _mobilenet(output_stride, multi_grid),
+    "mobilenetv2": lambda output_stride=32, multi_grid=None, **extra: _mobilenet(output_stride, multi_grid, **extra),
     **{f"hrnetv2_w{w}": functools.partial(hrnet_backbone, w) for w in (18, 32, 48)},
     "vgg16": vgg16_backbone,
 }
 
 
-def _mobilenet(output_stride: int, multi_grid: Sequence[int] | None) -> nn.Module:
+def _mobilenet(output_stride: int, multi_grid: Sequence[int] | None, final_conv: bool = True) -> nn.Module:
     if multi_grid is not None:
         raise InvalidOptionError("multi_grid applies to ResNet backbones only; mobilenetv2 takes none")
-    return MobileNetV2(output_stride)
+    return MobileNetV2(output_stride, final_conv=final_conv)
 
 
 def build_backbone(

@@ -60,8 +60,9 @@ class HighResolutionModule(nn.Module):
     Shape: list of ``(N, channels[i], h_i, w_i)`` -> list of the same shapes.
     """
 
-    def __init__(self, channels: Sequence[int], n_blocks: int = BLOCKS_PER_BRANCH) -> None:
+    def __init__(self, channels: Sequence[int], n_blocks: int = BLOCKS_PER_BRANCH, align_corners: bool = False) -> None:
         super().__init__()
+        self.align_corners = align_corners
         n = len(channels)
         self.branches = nn.ModuleList(_branch(c, n_blocks) for c in channels)
         fuse_layers = []
@@ -89,7 +90,7 @@ class HighResolutionModule(nn.Module):
                     continue
                 z = layer(xs[j])
                 if j > i:
-                    z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
+                    z = F.interpolate(z, size=size, mode="bilinear", align_corners=self.align_corners)
                 y = y + z
             out.append(self.relu(y))
         return out
@@ -100,13 +101,15 @@ class HRNet(nn.Module):
 
     Args:
         width: channels ``W`` of the highest-resolution branch: 18, 32 or 48.
+        align_corners: of the fusion's bilinear upsampling: ``True`` in the official
+            HRNet-Semantic-Segmentation code (``MODEL.ALIGN_CORNERS``), ``False`` in mmsegmentation.
 
     Shape:
         ``(N, 3, H, W)`` -> 4 features at strides ``(4, 8, 16, 32)`` (sizes rounded up) with
         ``out_channels = (W, 2W, 4W, 8W)``.
     """
 
-    def __init__(self, width: int = 48) -> None:
+    def __init__(self, width: int = 48, align_corners: bool = False) -> None:
         super().__init__()
         if width not in WIDTHS:
             raise InvalidOptionError(f"HRNet width={width!r}; allowed: {allowed(WIDTHS)}")
@@ -124,7 +127,7 @@ class HRNet(nn.Module):
         for k, (n_modules, n_branches) in enumerate(STAGES, start=1):
             channels = [width * 2**b for b in range(n_branches)]
             self.add_module(f"transition{k}", _transition(previous, channels))
-            modules = (HighResolutionModule(channels) for _ in range(n_modules))
+            modules = (HighResolutionModule(channels, align_corners=align_corners) for _ in range(n_modules))
             self.add_module(f"stage{k + 1}", nn.Sequential(*modules))
             previous = channels
         self.out_channels = tuple(previous)
@@ -152,7 +155,9 @@ def _transition(previous: Sequence[int], channels: Sequence[int]) -> nn.ModuleLi
     return nn.ModuleList(layers)
 
 
-def hrnet_backbone(width: int, output_stride: int = 32, multi_grid: Sequence[int] | None = None) -> HRNet:
+def hrnet_backbone(
+    width: int, output_stride: int = 32, multi_grid: Sequence[int] | None = None, align_corners: bool = False
+) -> HRNet:
     """Factory with the :func:`~semseg.models.backbones.build_backbone` signature: HRNet keeps
     all four resolutions, so only ``output_stride=32`` and no ``multi_grid`` make sense."""
     if output_stride != 32:
@@ -161,4 +166,4 @@ def hrnet_backbone(width: int, output_stride: int = 32, multi_grid: Sequence[int
         )
     if multi_grid is not None:
         raise InvalidOptionError("multi_grid applies to ResNet backbones only; HRNet takes none")
-    return HRNet(width)
+    return HRNet(width, align_corners)

@@ -4,6 +4,11 @@ Same layers and state-dict keys as torchvision's ``mobilenet_v2`` (``features.0`
 ``features.18``), so its ImageNet weights load strictly (the classifier is dropped), with the
 stride/dilation of the late inverted-residual stages set at construction for
 ``output_stride`` 8 or 16 (DeepLabv3+ uses 16).
+
+``final_conv=False`` ends the network at the 320-channel inverted-residual block, without the
+1280-channel 1x1 conv: the encoder of DeepLabv3+ on MobileNetV2 (tensorflow/models
+``research/deeplab/core/feature_extractor.py`` stops ``mobilenet_v2`` at ``layer_18``). ImageNet
+files then load with their ``features.18`` (that conv) left out.
 """
 
 from __future__ import annotations
@@ -55,13 +60,16 @@ class MobileNetV2(nn.Module):
 
     Args:
         output_stride: 8, 16 or 32.
+        final_conv: keep the 1280-channel 1x1 conv after the last block (torchvision's classifier
+            trunk); ``False`` ends at the 320-channel block (DeepLabv3+'s encoder).
 
     Shape:
         ``(N, 3, H, W)`` -> 5 features at strides ``(2, 4, 8, 16, 32)`` (capped by
-        ``output_stride``) with ``out_channels = (16, 24, 32, 96, 1280)``.
+        ``output_stride``) with ``out_channels = (16, 24, 32, 96, 1280)`` (320 last without
+        ``final_conv``).
     """
 
-    def __init__(self, output_stride: int = 32) -> None:
+    def __init__(self, output_stride: int = 32, final_conv: bool = True) -> None:
         super().__init__()
         check_output_stride(output_stride)
         features: list[nn.Module] = [ConvBNReLU6(3, 32, stride=2)]
@@ -83,11 +91,17 @@ class MobileNetV2(nn.Module):
                     current *= 2
                 features.append(InvertedResidual(in_ch, c, stride, t, block_dilation))
                 in_ch = c
-        features.append(ConvBNReLU6(in_ch, 1280, kernel=1))
+        self.final_conv = final_conv
+        # Keys of an ImageNet file that this network does not have (see weights.py).
+        self.skipped_weight_prefixes: tuple[str, ...] = ()
+        if final_conv:
+            features.append(ConvBNReLU6(in_ch, 1280, kernel=1))
+        else:
+            self.skipped_weight_prefixes = (f"features.{len(features)}.",)
         self.return_indices.append(len(features) - 1)
         strides.append(current)
         self.features = nn.Sequential(*features)
-        self.out_channels = (16, 24, 32, 96, 1280)
+        self.out_channels = (16, 24, 32, 96, 1280 if final_conv else in_ch)
         self.strides = tuple(strides)
 
     def forward(self, x: Tensor) -> list[Tensor]:

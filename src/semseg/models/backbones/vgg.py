@@ -9,7 +9,11 @@ the three forms the classic papers use:
   ``input / stride`` instead (``fc6`` padded by 3);
 * ``variant="deeplab"``: DeepLab-LargeFOV (https://arxiv.org/abs/1412.7062): 3x3 pools with
   padding 1, ``pool4`` and ``pool5`` with stride 1 (output stride 8), ``conv5_*`` dilated by 2,
-  ``fc6`` a 3x3 convolution with dilation 12 and 1024 channels, ``fc7`` 1x1 with 1024.
+  ``fc6`` a 3x3 convolution with dilation 12 and 1024 channels, ``fc7`` 1x1 with 1024, and
+  (``pool5a=True``, as the released LargeFOV ``train.prototxt``) a 3x3 stride-1 average pool
+  ``pool5a`` between ``pool5`` and ``fc6``.
+
+``fc6`` and ``fc7`` are followed by element-wise dropout 0.5 (Caffe's ``Dropout``).
 
 Keys of the convolutions are torchvision's (``features.0`` ... ``features.28``), so its ImageNet
 ``vgg16`` file fits; :meth:`VGG16.convert_classifier` reshapes its ``classifier.0/3`` into ``fc6``
@@ -41,6 +45,8 @@ class VGG16(nn.Module):
             ``"deeplab"``) and ``None``.
         with_input: return the input image itself first (3 channels, stride 1), for heads that
             read it (DeepLab-MSc's branch on the image) or its size (FCN's final crop).
+        pool5a: ``"deeplab"`` only: the 3x3 stride-1 average pool before ``fc6`` (Caffe's
+            padded average, which counts the padding: PyTorch's ``count_include_pad=True``).
 
     Shape:
         ``(N, 3, H, W)`` -> (the input, with ``with_input``, then) the outputs of ``pool1`` ...
@@ -56,6 +62,7 @@ class VGG16(nn.Module):
         output_stride: int | None = None,
         multi_grid: object = None,
         with_input: bool = False,
+        pool5a: bool = False,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -92,10 +99,16 @@ class VGG16(nn.Module):
             self.fc6 = nn.Conv2d(512, 4096, 7, padding=3 if padding == "same" else 0)
             self.fc7 = nn.Conv2d(4096, 4096, 1)
         elif deeplab:
+            if pool5a:
+                self.pool5a = nn.AvgPool2d(3, 1, 1)
             self.fc6 = nn.Conv2d(512, 1024, 3, padding=12, dilation=12)
             self.fc7 = nn.Conv2d(1024, 1024, 1)
+        if pool5a and not deeplab:
+            raise InvalidOptionError(f"pool5a is a layer of the deeplab variant only, not of {variant!r}")
+        self.has_pool5a = pool5a
         if variant != "plain":
-            self.drop6, self.drop7 = nn.Dropout2d(0.5), nn.Dropout2d(0.5)
+            # Caffe's Dropout drops single values, not whole channels.
+            self.drop6, self.drop7 = nn.Dropout(0.5), nn.Dropout(0.5)
             channels.append(self.fc7.out_channels)
             strides.append(strides[-1])
         self.with_input = with_input
@@ -111,7 +124,8 @@ class VGG16(nn.Module):
             maps.append(cmap)
             start = end + 1
         if self.variant != "plain":
-            maps.append(through_all(cmap, [self.fc6, self.fc7]))
+            top = [self.pool5a] if self.has_pool5a else []
+            maps.append(through_all(cmap, [*top, self.fc6, self.fc7]))
         return tuple(maps)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -121,6 +135,8 @@ class VGG16(nn.Module):
             if i in self._pool_index:
                 feats.append(x)
         if self.variant != "plain":
+            if self.has_pool5a:
+                x = self.pool5a(x)
             x = self.drop6(torch.relu(self.fc6(x)))
             feats.append(self.drop7(torch.relu(self.fc7(x))))
         return feats

@@ -163,7 +163,10 @@ def load_backbone_weights(
     """
     path = resolve_weights(backbone_name, weights, allow_download)
     verify_hash(path)
-    state = {k: v for k, v in load_state_file(path).items() if not k.startswith(_CLASSIFIER_PREFIXES)}
+    # Besides the classifier, layers this backbone was built without (MobileNetV2's last 1x1 conv
+    # in DeepLabv3+) are left out of the file, by the prefixes the backbone names.
+    skipped = _CLASSIFIER_PREFIXES + tuple(getattr(backbone, "skipped_weight_prefixes", ()))
+    state = {k: v for k, v in load_state_file(path).items() if not k.startswith(skipped)}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

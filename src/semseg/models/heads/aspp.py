@@ -41,6 +41,8 @@ class ASPP(nn.Module):
         rates: dilation of the three 3x3 branches.
         separable: depthwise-separable 3x3 branches (DeepLabv3+'s Xception/MobileNet variant).
         image_pooling: include the image-level feature branch.
+        dropout: after the projection (0.1 in the TF release, 0.5 in torchvision).
+        depthwise_relu: ReLU after the separable branches' depthwise BN (the TF release).
     """
 
     def __init__(
@@ -51,10 +53,11 @@ class ASPP(nn.Module):
         separable: bool = False,
         image_pooling: bool = True,
         dropout: float = 0.1,
+        depthwise_relu: bool = True,
     ) -> None:
         super().__init__()
         branches: list[nn.Module] = [ConvBNReLU(in_ch, out_ch, 1)]
-        branches += [conv_bn_relu(in_ch, out_ch, r, separable) for r in rates]
+        branches += [conv_bn_relu(in_ch, out_ch, r, separable, depthwise_relu) for r in rates]
         if image_pooling:
             branches.append(ImagePooling(in_ch, out_ch))
         self.branches = nn.ModuleList(branches)

@@ -5,7 +5,7 @@
   (the dilated ``fc6``/``fc7`` themselves belong to the VGG-16 ``"deeplab"`` backbone), with the
   DeepLab-MSc branches added to its logits when built with ``msc=True``.
 * :class:`MultiScaleHead`: DeepLab-MSc (v1, Sec. 4.3): a two-layer MLP (128 3x3 filters, then 128
-  1x1 filters) on the input and on ``pool1`` ... ``pool4``, each brought to the output stride by the
+  1x1 filters, each with ReLU and dropout 0.5) on the input and on ``pool1`` ... ``pool4``, each brought to the output stride by the
   stride of its 3x3 convolution. The paper concatenates the five 128-channel maps to ``fc7``
   before the classifier; that equals summing per-branch 1x1 classifiers' logits into the main
   logits, which is what is done here (one extra bias per branch).
@@ -72,6 +72,7 @@ class MultiScaleHead(nn.Module):
         in_channels, in_strides: of the maps the branches read (input, pool1 ... pool4).
         out_stride: stride of the main logits (8 for LargeFOV); each branch's 3x3 conv has stride
             ``out_stride / in_stride``.
+        dropout: element-wise, after each of a branch's two ReLUs (0.5 in the released prototxt).
 
     Shape:
         list of ``(N, C_i, H / s_i, W / s_i)`` -> ``(N, num_classes, H / out_stride, W / out_stride)``.
@@ -84,6 +85,7 @@ class MultiScaleHead(nn.Module):
         num_classes: int,
         out_stride: int = 8,
         width: int = 128,
+        dropout: float = 0.5,
     ) -> None:
         super().__init__()
         if any(out_stride % s for s in in_strides):
@@ -92,12 +94,14 @@ class MultiScaleHead(nn.Module):
         for ch, s in zip(in_channels, in_strides, strict=True):
             classifier = nn.Conv2d(width, num_classes, 1)
             _init_classifier(classifier)
+            # Each ReLU is followed by element-wise dropout 0.5 in the released MSc prototxt; the
+            # two sit in one Sequential so that the convs keep their indices (0, 2, 4).
             self.branches.append(
                 nn.Sequential(
                     nn.Conv2d(ch, width, 3, stride=out_stride // s, padding=1),
-                    nn.ReLU(inplace=True),
+                    nn.Sequential(nn.ReLU(inplace=True), nn.Dropout(dropout)),
                     nn.Conv2d(width, width, 1),
-                    nn.ReLU(inplace=True),
+                    nn.Sequential(nn.ReLU(inplace=True), nn.Dropout(dropout)),
                     classifier,
                 )
             )

@@ -14,6 +14,9 @@ feature map from the last three stages:
    feature at each pixel is the coefficient-weighted sum of the codewords (scaled by
    ``1/sqrt(num_codes)`` so its magnitude does not grow with the number of codewords).
 4. Assembled features concatenated with ``G``, 1x1 conv-BN-ReLU, dropout, 1x1 classifier.
+
+The multi-scale resizes use ``align_corners=True`` by default, as the released code
+(jianbo909/efficientFCN ``encoding/models/efficientFCN.py``, ``HGDModule``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class EfficientFCNHead(nn.Module):
             stride-8 feature of ResNet-50/101 is already 512 wide and is used as it is).
         channels: width of base features, guidance and output (1024 in the paper).
         num_codes: holistic codewords (256 in the paper).
+        align_corners: of the multi-scale fusion's bilinear resizes.
 
     Shape: features -> logits ``(N, num_classes, H/8, W/8)``.
     """
@@ -81,8 +85,10 @@ class EfficientFCNHead(nn.Module):
         channels: int = 1024,
         num_codes: int = 256,
         dropout: float = 0.1,
+        align_corners: bool = True,
     ) -> None:
         super().__init__()
+        self.align_corners = align_corners
         self.indices = tuple(index_of_stride(in_strides, s, "EfficientFCN decoder") for s in (8, 16, 32))
         i8, i16, i32 = self.indices
         self.reduce16 = ConvBNReLU(in_channels[i16], fuse_channels, 1)
@@ -98,6 +104,7 @@ class EfficientFCNHead(nn.Module):
         f16 = self.reduce16(features[i16])
         f32 = self.reduce32(features[i32])
         s8, s32 = f8.shape[-2:], f32.shape[-2:]
-        m32 = torch.cat([resize(f8, s32), resize(f16, s32), f32], dim=1)
-        m8 = torch.cat([f8, resize(f16, s8), resize(f32, s8)], dim=1)
+        ac = self.align_corners
+        m32 = torch.cat([resize(f8, s32, ac), resize(f16, s32, ac), f32], dim=1)
+        m8 = torch.cat([f8, resize(f16, s8, ac), resize(f32, s8, ac)], dim=1)
         return self.classifier(self.dropout(self.decoder(m32, m8)))

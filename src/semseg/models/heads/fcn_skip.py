@@ -2,10 +2,16 @@
 
 ``score_fr`` scores the last feature (``fc7``) at stride 32. FCN-16s adds ``score_pool4`` on
 ``pool4`` to the 2x upsampled scores; FCN-8s then adds ``score_pool3`` on ``pool3`` to those,
-again upsampled 2x. The 2x upsamplings are transposed convolutions *initialised* to bilinear
-interpolation and learned; the final upsampling to the input is bilinear and *fixed* (the paper's
-"final layer deconvolutional filters are fixed to bilinear interpolation"), so it is a buffer,
-not a parameter, as in the published parameter counts.
+again upsampled 2x. As in the released nets (shelhamer/fcn.berkeleyvision.org ``voc-fcn*/net.py``):
+
+* every upsampling is bilinear and *fixed*: the 2x ``Deconvolution`` layers have ``lr_mult: 0``
+  there, so here their weights are buffers, not parameters (``learn_upsampling=True`` makes the
+  2x ones learned, bilinear-initialised parameters instead, as the paper's text describes); the
+  final one is a non-persistent buffer, as in the published parameter counts;
+* the score layers start at zero (Caffe's default filler);
+* ``at_once=True`` is the ``voc-fcn8s-atonce`` net: ``pool4`` and ``pool3`` are scaled by the
+  fixed factors 0.01 and 0.0001 before their score layers, so that all skips can be learned at
+  once from the start.
 
 Alignment: each sum crops the larger map by the offset that puts pixels over the same image
 position (Caffe's ``Crop`` layer), computed from the layers' geometry in
@@ -26,6 +32,8 @@ from semseg.models.coords import CoordMap, bilinear_kernel, crop_offset, init_bi
 from semseg.models.heads import check_input_feature, index_of_stride
 
 SKIPS = {"32s": (), "16s": (16,), "8s": (16, 8)}
+# voc-fcn8s-atonce: the fixed factor each skip's pooled feature is multiplied by, by its stride.
+AT_ONCE_SCALES = {16: 0.01, 8: 0.0001}
 
 
 def _up_geometry(factor: int, paper: bool) -> tuple[int, int]:
@@ -47,6 +55,9 @@ class FCNSkipHead(nn.Module):
         in_coords: the backbone's coordinate map per feature (``backbone.coords``).
         variant: ``"32s"``, ``"16s"`` or ``"8s"``.
         final_kernel: kernel of the final fixed upsampling (FCN-AlexNet used 63 instead of 64).
+        learn_upsampling: the 2x upsamplings are learned parameters (bilinear-initialised)
+            rather than fixed bilinear buffers. The state-dict keys are the same either way.
+        at_once: scale ``pool4`` by 0.01 and ``pool3`` by 0.0001 before scoring them.
     """
 
     def __init__(
@@ -57,6 +68,8 @@ class FCNSkipHead(nn.Module):
         in_coords: Sequence[CoordMap],
         variant: str = "8s",
         final_kernel: int | None = None,
+        learn_upsampling: bool = False,
+        at_once: bool = False,
     ) -> None:
         super().__init__()
         if variant not in SKIPS:
@@ -70,9 +83,11 @@ class FCNSkipHead(nn.Module):
         top = in_coords[-1]
         self.paper = top[1] != (top[0] - 1) / 2
         self.score_fr = nn.Conv2d(in_channels[-1], num_classes, 1)
+        self.learn_upsampling, self.at_once = learn_upsampling, at_once
         cmap = top
         self.skip_index: list[int] = []
         self.skip_offset: list[int] = []
+        self.skip_scale: list[float] = []
         self.score_skips = nn.ModuleList()
         self.ups = nn.ModuleList()
         for stride in SKIPS[variant]:
@@ -80,11 +95,20 @@ class FCNSkipHead(nn.Module):
             k, p = _up_geometry(2, self.paper)
             up = nn.ConvTranspose2d(num_classes, num_classes, k, 2, p, bias=False)
             init_bilinear_(up)
+            if not learn_upsampling:
+                # Same key ("weight"), but a buffer: no gradient, no optimizer state, no decay.
+                weight = up.weight.detach().clone()
+                del up.weight
+                up.register_buffer("weight", weight)
             cmap = through(cmap, up)
             self.ups.append(up)
             self.score_skips.append(nn.Conv2d(in_channels[idx], num_classes, 1))
             self.skip_index.append(idx)
             self.skip_offset.append(crop_offset(in_coords[idx], cmap))
+            self.skip_scale.append(AT_ONCE_SCALES[stride] if at_once else 1.0)
+        for score in (self.score_fr, *self.score_skips):
+            nn.init.zeros_(score.weight)
+            nn.init.zeros_(score.bias)
         factor = int(cmap[0])
         k, p = _up_geometry(factor, self.paper)
         k = final_kernel or k
@@ -98,8 +122,9 @@ class FCNSkipHead(nn.Module):
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         out_size = features[0].shape[-2:]  # the input image's
         x = self.score_fr(features[-1])
-        for up, score, idx, off in zip(self.ups, self.score_skips, self.skip_index, self.skip_offset, strict=True):
-            skip = score(features[idx])
+        skips = zip(self.ups, self.score_skips, self.skip_index, self.skip_offset, self.skip_scale, strict=True)
+        for up, score, idx, off, scale in skips:
+            skip = score(features[idx] * scale if scale != 1.0 else features[idx])
             x = up(x, output_size=self._size(x, skip.shape[-2:], 2, up.padding[0], up.kernel_size[0]))
             x = x + _crop(skip, off, x.shape[-2:])
         k, s, p = self.final_weight.shape[-1], self.final_stride, self.final_padding

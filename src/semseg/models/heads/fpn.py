@@ -8,6 +8,9 @@ convolution on each sum gives P2 ... P5. Semantic branch: from each P level, rep
 3x3 conv (128 channels) + GroupNorm + ReLU + 2x bilinear upsampling until 1/4 scale (P5: 3 stages,
 P4: 2, P3: 1, P2: one conv without upsampling); the four maps are summed and a 1x1 convolution
 classifies at 1/4, upsampled 4x to the input by the model.
+
+No dropout before the classifier by default, as detectron2's ``SemSegFPNHead`` (the paper's
+code); ``dropout=0.1`` is mmsegmentation's ``FPNHead``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class SemanticFPNHead(nn.Module):
     Args:
         in_channels, in_strides: backbone features; those at strides 4, 8, 16 and 32 are used.
         fpn_channels: width of P2 ... P5 (256); channels: width of the semantic branch (128).
+        dropout: channel dropout before the classifier (0: none, as detectron2).
 
     Shape:
         features -> ``(N, num_classes, H / 4, W / 4)``.
@@ -70,7 +74,7 @@ class SemanticFPNHead(nn.Module):
         num_classes: int,
         fpn_channels: int = 256,
         channels: int = 128,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if any(list(in_strides).count(s) != 1 for s in LEVEL_STRIDES):
@@ -85,7 +89,7 @@ class SemanticFPNHead(nn.Module):
             n = max(1, level)
             stages = [ScaleStage(fpn_channels if j == 0 else channels, channels, upsample=level > 0) for j in range(n)]
             self.scale_heads.append(nn.Sequential(*stages))
-        self.dropout = nn.Dropout2d(dropout)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Conv2d(channels, num_classes, 1)
         self.stride = 4
 

@@ -29,10 +29,14 @@ class PyramidPooling(nn.Module):
         bins: output sizes of the adaptive average pools.
         reduction: channels of each pooled branch after its 1x1 conv; default ``in_ch // len(bins)``
             (the paper's 1/N rule, which keeps the pooled part as wide as the input).
+        align_corners: of the upsampling of the pooled maps (``True`` in hszhao/semseg).
     """
 
-    def __init__(self, in_ch: int, bins: Sequence[int] = (1, 2, 3, 6), reduction: int | None = None) -> None:
+    def __init__(
+        self, in_ch: int, bins: Sequence[int] = (1, 2, 3, 6), reduction: int | None = None, align_corners: bool = False
+    ) -> None:
         super().__init__()
+        self.align_corners = align_corners
         bins = tuple(bins)
         if not bins or not all(isinstance(b, int) and b >= 1 for b in bins):
             raise InvalidOptionError(f"bins={bins!r} must be positive integers, e.g. (1, 2, 3, 6)")
@@ -46,7 +50,7 @@ class PyramidPooling(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
         pooled = [
-            same_layout(F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False), x)
+            same_layout(F.interpolate(stage(x), size=size, mode="bilinear", align_corners=self.align_corners), x)
             for stage in self.stages
         ]
         return torch.cat([x, *pooled], dim=1)
@@ -58,6 +62,7 @@ class PSPHead(nn.Module):
     Args:
         bins: pooled grid sizes (1, 2, 3, 6 in the paper).
         bottleneck_kernel: 3 (paper) or 1 (lighter; see the module docstring).
+        align_corners: of the pyramid's upsampling (``True`` in the released code).
 
     Shape: last feature ``(N, C, H/8, W/8)`` -> logits ``(N, num_classes, H/8, W/8)``.
     """
@@ -71,11 +76,12 @@ class PSPHead(nn.Module):
         channels: int = 512,
         dropout: float = 0.1,
         bottleneck_kernel: int = 3,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         if bottleneck_kernel not in (1, 3):
             raise InvalidOptionError(f"bottleneck_kernel={bottleneck_kernel!r}; allowed: 1, 3")
-        self.ppm = PyramidPooling(in_channels[-1], bins)
+        self.ppm = PyramidPooling(in_channels[-1], bins, align_corners=align_corners)
         self.block = ConvBNReLU(self.ppm.out_channels, channels, bottleneck_kernel)
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(channels, num_classes, 1)

@@ -8,6 +8,13 @@ a concatenation with the contracting path's map of the same level, and two 3x3 c
 border pixel, so the skip is centre-cropped before the concatenation ("crop and copy") and the
 output is 184 pixels smaller than the input; with ``padding="same"`` nothing is cropped.
 
+As the released Caffe model (``phseg_v5-train.prototxt`` of the U-Net release: ``dropout_d3c``,
+``dropout_d4c``, ``relu_u3a`` ...), element-wise dropout 0.5 follows the last two levels of the
+contracting path (in place: the next pool and the skip read the dropped-out map), and each
+up-convolution is followed by a ReLU. The paper's text mentions only "drop-out layers at the end
+of the contracting path" and no activation after the up-convolution: ``dropout_levels=1`` and
+``upconv_relu=False`` give that form.
+
 :class:`UNetDecoder` is the expanding path over any backbone whose features come one per stride,
 each twice the previous (e.g. ResNet's 2, 4, 8, 16, 32); levels below the finest feature's stride
 are reached by blocks without a skip.
@@ -54,7 +61,8 @@ class UNetEncoder(nn.Module):
         widths: channels per level; each level after the first starts with a 2x2 max-pool.
         padding: ``"same"`` or ``"valid"`` (the paper: unpadded convolutions).
         batch_norm: batch norm after each convolution (not in the paper).
-        dropout: drop-out at the end of the contracting path (the paper's "implicit data augmentation").
+        dropout: element-wise drop-out rate (the paper's "implicit data augmentation").
+        dropout_levels: how many of the deepest levels end in drop-out (2 in the released model).
 
     Shape:
         ``(N, in_channels, H, W)`` -> one map per level, channels ``widths``, nominal strides
@@ -68,23 +76,35 @@ class UNetEncoder(nn.Module):
         padding: str = "same",
         batch_norm: bool = False,
         dropout: float = 0.5,
+        dropout_levels: int = 2,
     ) -> None:
         super().__init__()
         check_choice("padding", padding, PADDINGS)
+        if (
+            isinstance(dropout_levels, bool)
+            or not isinstance(dropout_levels, int)
+            or not 0 <= dropout_levels <= len(widths)
+        ):
+            raise InvalidOptionError(
+                f"dropout_levels must be an integer from 0 to {len(widths)}, got {dropout_levels!r}"
+            )
+        self.dropout_levels = dropout_levels
         self.stages = nn.ModuleList()
         for i, w in enumerate(widths):
             self.stages.append(double_conv(in_channels if i == 0 else widths[i - 1], w, padding, batch_norm))
         self.pool = nn.MaxPool2d(2, 2)
-        self.dropout = nn.Dropout2d(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.out_channels = tuple(widths)
         self.strides = tuple(2**i for i in range(len(widths)))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         feats = []
+        first_dropped = len(self.stages) - self.dropout_levels
         for i, stage in enumerate(self.stages):
             x = stage(x if i == 0 else self.pool(x))
+            if i >= first_dropped:
+                x = self.dropout(x)
             feats.append(x)
-        feats[-1] = self.dropout(feats[-1])
         return feats
 
 
@@ -95,9 +115,19 @@ class UpBlock(nn.Module):
         ``(N, in_ch, h, w)`` and skip ``(N, skip_ch, >= 2h, >= 2w)`` -> ``(N, out_ch, 2h (-4), 2w (-4))``.
     """
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, upsample: str, padding: str, batch_norm: bool) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        skip_ch: int,
+        out_ch: int,
+        upsample: str,
+        padding: str,
+        batch_norm: bool,
+        upconv_relu: bool = False,
+    ) -> None:
         super().__init__()
         self.upsample, self.padding = upsample, padding
+        self.upconv_relu = upconv_relu and upsample == "deconv"
         # The paper's up-convolution halves the channels; bilinear keeps them for the convs to mix.
         self.up = nn.ConvTranspose2d(in_ch, out_ch, 2, 2) if upsample == "deconv" else None
         up_ch = out_ch if upsample == "deconv" else in_ch
@@ -114,6 +144,8 @@ class UpBlock(nn.Module):
             extra = [max(0, s - 2 * n) for s, n in zip(size, x.shape[-2:], strict=True)]
             x = self.up(x, output_size=[2 * n + e for n, e in zip(x.shape[-2:], extra, strict=True)])
             x = x[..., : size[0], : size[1]]
+            if self.upconv_relu:
+                x = torch.relu(x)
         if skip is not None:
             x = torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1)
         return self.convs(x)
@@ -138,6 +170,7 @@ class UNetDecoder(nn.Module):
             otherwise 256, 128, 64, 32, 16 (one block per halving down to stride 1).
         upsample: ``"deconv"`` (2x2 transposed convolution, the paper) or ``"bilinear"``.
         padding: ``"same"`` or ``"valid"``; batch_norm: after each convolution.
+        upconv_relu: a ReLU after each up-convolution (the released Caffe model).
 
     Shape:
         features -> ``(N, num_classes, H, W)`` at stride 1 (smaller by the borders with ``"valid"``).
@@ -152,6 +185,7 @@ class UNetDecoder(nn.Module):
         upsample: str = "deconv",
         padding: str = "same",
         batch_norm: bool = False,
+        upconv_relu: bool = False,
     ) -> None:
         super().__init__()
         check_choice("upsample", upsample, UPSAMPLES)
@@ -178,7 +212,7 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList()
         ch = in_channels[-1]
         for skip_ch, out_ch in zip(skips, decoder_channels, strict=True):
-            self.blocks.append(UpBlock(ch, skip_ch, out_ch, upsample, padding, batch_norm))
+            self.blocks.append(UpBlock(ch, skip_ch, out_ch, upsample, padding, batch_norm, upconv_relu))
             ch = out_ch
         self.classifier = nn.Conv2d(ch, num_classes, 1)
         self.stride = 1

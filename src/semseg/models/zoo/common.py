@@ -33,9 +33,12 @@ def deep_stem_model(
     deep_stem: bool,
     aux_loss: bool,
     backbone_weights: WeightsArg,
+    backbone_options: dict[str, object] | None = None,
+    output_align_corners: bool = False,
     **head_options: object,
 ) -> SegmentationModel:
-    """PSPNet's and EncNet's layout: a dilated ResNet-``depth`` with the optional deep stem,
+    """PSPNet's and EncNet's layout: a dilated ResNet-``depth`` with the optional deep stem (and
+    the other ``backbone_options`` of :class:`~semseg.models.backbones.resnet.ResNet`),
     ``head_factory`` on its last feature and the FCN aux head on stage 3 when ``aux_loss``.
 
     torchvision's ImageNet ResNet files have the 7x7 stem: a deep stem together with
@@ -51,7 +54,8 @@ def deep_stem_model(
         output_stride=output_stride,
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
-        backbone_options={"deep_stem": deep_stem},
+        backbone_options={"deep_stem": deep_stem, **(backbone_options or {})},
+        output_align_corners=output_align_corners,
         **head_options,
     )
 
@@ -66,14 +70,17 @@ def dilated_model(
     aux_loss: bool = False,
     backbone_weights: WeightsArg = None,
     backbone_options: dict[str, object] | None = None,
+    output_align_corners: bool = False,
     **head_options: object,
 ) -> SegmentationModel:
     """Backbone at ``output_stride`` + ``head_factory(in_channels, in_strides, num_classes, ...)``
     + an FCN auxiliary head on the second-to-last feature when ``aux_loss``.
 
-    ``backbone_options`` go to the backbone constructor (e.g. ``{"deep_stem": True}``)."""
+    ``backbone_options`` go to the backbone constructor (e.g. ``{"deep_stem": True}``);
+    ``output_align_corners`` is the model's final resize's (a head's own resizes take theirs
+    through ``head_options``)."""
     backbone = build_backbone(backbone_name, output_stride, multi_grid, backbone_weights, **(backbone_options or {}))
     chans, strides = backbone.out_channels, backbone.strides
     head = head_factory(chans, strides, num_classes, **head_options)
     aux = {"aux": FCNHead(chans, strides, num_classes, index=-2)} if aux_loss else None
-    return SegmentationModel(backbone, head, aux, num_classes=num_classes)
+    return SegmentationModel(backbone, head, aux, num_classes=num_classes, align_corners=output_align_corners)

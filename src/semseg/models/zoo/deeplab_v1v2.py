@@ -9,7 +9,16 @@ post-processing step).
 * ``deeplabv2_resnet101`` / ``deeplabv2_resnet50``: ResNet dilated to output stride 8 (``layer3``
   dilation 2, ``layer4`` dilation 4) with ASPP-L: four 3x3 classifiers at rates 6, 12, 18, 24 whose
   logits are summed. The paper also fused predictions over three input scales (its own "MSC"
-  training); that is an inference-time option elsewhere, not part of this network.
+  training); that is an inference-time option elsewhere, not part of this network. The ResNet
+  is the released Caffe one by default (the prototxt of DeepLab v2, mirrored by
+  kazuto1011/deeplab-pytorch): stride on each bottleneck's first 1x1 conv (``style="caffe"``),
+  every block of ``layer3``/``layer4`` dilated by 2/4 (``dilate_first_block=True``) and a stem
+  max-pool that rounds up (``stem_pool_ceil=True``). ``style="pytorch", dilate_first_block=False,
+  stem_pool_ceil=False`` is the torchvision-style ResNet whose ImageNet weights ``backbone_weights``
+  takes.
+* ``deeplabv1_vgg16`` follows the released ``train.prototxt`` of DeepLab-LargeFOV: a 3x3 stride-1
+  average pool (``pool5a``, ``pool5a=True``) between ``pool5`` and ``fc6``, element-wise dropout
+  0.5 after ``fc6``/``fc7`` and, in DeepLab-MSc, after each branch's two ReLUs.
 """
 
 from __future__ import annotations
@@ -28,13 +37,14 @@ from semseg.models.zoo.common import WeightsArg
 
 @register_model
 def deeplabv1_vgg16(
-    *, num_classes: int = 21, msc: bool = False, backbone_weights: WeightsArg = None
+    *, num_classes: int = 21, msc: bool = False, pool5a: bool = True, backbone_weights: WeightsArg = None
 ) -> SegmentationModel:
-    """DeepLab-LargeFOV on VGG-16 (output stride 8, ``fc6`` 3x3 with dilation 12, 1024 channels);
-    ``msc=True`` is DeepLab-MSc-LargeFOV (the backbone then also returns the input image, which
-    the head's first MSc branch reads). ``backbone_weights`` load the 13 convolutions only
-    (DeepLab's subsampled ``fc6`` is not reproduced)."""
-    backbone = VGG16("deeplab", with_input=msc)
+    """DeepLab-LargeFOV on VGG-16 (output stride 8, ``pool5a``, ``fc6`` 3x3 with dilation 12, 1024
+    channels); ``msc=True`` is DeepLab-MSc-LargeFOV (the backbone then also returns the input
+    image, which the head's first MSc branch reads). ``pool5a=False`` leaves out the 3x3 average
+    pool before ``fc6``. ``backbone_weights`` load the 13 convolutions only (DeepLab's subsampled
+    ``fc6`` is not reproduced)."""
+    backbone = VGG16("deeplab", with_input=msc, pool5a=pool5a)
     if backbone_weights is not None:
         _load_convs(backbone, backbone_weights)
     head = LargeFOVHead(backbone.out_channels, backbone.strides, num_classes, msc=msc)
@@ -64,23 +74,55 @@ def _load_convs(backbone: VGG16, weights: WeightsArg) -> None:
     print(f"loaded {len(state)} tensors into DeepLab's VGG-16 convolutions from {path} (fc6/fc7 stay random)")
 
 
-def _deeplabv2(depth: int, num_classes: int, rates: Sequence[int], backbone_weights: WeightsArg) -> SegmentationModel:
-    backbone = build_backbone(f"resnet{depth}", output_stride=8, weights=backbone_weights)
+def _deeplabv2(
+    depth: int, num_classes: int, rates: Sequence[int], backbone_weights: WeightsArg, **resnet: Any
+) -> SegmentationModel:
+    backbone = build_backbone(f"resnet{depth}", output_stride=8, weights=backbone_weights, **resnet)
     head = ASPPv2Head(backbone.out_channels, backbone.strides, num_classes, rates)
     return SegmentationModel(backbone, head, num_classes=num_classes)
 
 
 @register_model
 def deeplabv2_resnet101(
-    *, num_classes: int = 21, rates: Sequence[int] = (6, 12, 18, 24), backbone_weights: WeightsArg = None
+    *,
+    num_classes: int = 21,
+    rates: Sequence[int] = (6, 12, 18, 24),
+    style: str = "caffe",
+    dilate_first_block: bool = True,
+    stem_pool_ceil: bool = True,
+    backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """DeepLab v2: ResNet-101 at output stride 8 + ASPP-L (summed 3x3 classifiers, rates 6/12/18/24)."""
-    return _deeplabv2(101, num_classes, rates, backbone_weights)
+    """DeepLab v2: ResNet-101 at output stride 8 + ASPP-L (summed 3x3 classifiers, rates 6/12/18/24).
+    The ResNet options default to the released Caffe network (see the module docstring)."""
+    return _deeplabv2(
+        101,
+        num_classes,
+        rates,
+        backbone_weights,
+        style=style,
+        dilate_first_block=dilate_first_block,
+        stem_pool_ceil=stem_pool_ceil,
+    )
 
 
 @register_model
 def deeplabv2_resnet50(
-    *, num_classes: int = 21, rates: Sequence[int] = (6, 12, 18, 24), backbone_weights: WeightsArg = None
+    *,
+    num_classes: int = 21,
+    rates: Sequence[int] = (6, 12, 18, 24),
+    style: str = "caffe",
+    dilate_first_block: bool = True,
+    stem_pool_ceil: bool = True,
+    backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """DeepLab v2 on ResNet-50 (the paper's ablation backbone): output stride 8 + ASPP-L."""
-    return _deeplabv2(50, num_classes, rates, backbone_weights)
+    """DeepLab v2 on ResNet-50 (the paper's ablation backbone): output stride 8 + ASPP-L.
+    The ResNet options default to the released Caffe network (see the module docstring)."""
+    return _deeplabv2(
+        50,
+        num_classes,
+        rates,
+        backbone_weights,
+        style=style,
+        dilate_first_block=dilate_first_block,
+        stem_pool_ceil=stem_pool_ceil,
+    )

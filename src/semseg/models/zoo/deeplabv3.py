@@ -1,4 +1,10 @@
-"""DeepLabv3 (https://arxiv.org/abs/1706.05587) and DeepLabv3+ (https://arxiv.org/abs/1802.02611)."""
+"""DeepLabv3 (https://arxiv.org/abs/1706.05587) and DeepLabv3+ (https://arxiv.org/abs/1802.02611).
+
+Defaults follow the released TF code that produced the papers' numbers (tensorflow/models
+``research/deeplab``): DeepLabv3's head has no 3x3 conv after the ASPP (``head_form="paper"``;
+``"torchvision"`` is torchvision's head, whose weights load into it), separable convs have a
+ReLU after the depthwise BN (``depthwise_relu``), and DeepLabv3+'s MobileNetV2 encoder ends at the
+320-channel block (``final_conv=False``)."""
 
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ def deeplabv3(
     multi_grid: Sequence[int] | None = (1, 2, 4),
     aux_loss: bool = False,
     image_pooling: bool = True,
+    head_form: str = "paper",
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """DeepLabv3 on a dilated ``backbone``: multi-grid in the last stage, ASPP (rates 6/12/18 at
-    OS16, doubled at OS8) with image pooling, then a 3x3 conv and the classifier."""
+    OS16, doubled at OS8) with image pooling, then the classifier (``head_form="paper"``) or a 3x3
+    conv and the classifier (``head_form="torchvision"``, torchvision's ``DeepLabHead``)."""
     return dilated_model(
         backbone,
         DeepLabV3Head,
@@ -31,6 +39,7 @@ def deeplabv3(
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
         image_pooling=image_pooling,
+        form=head_form,
     )
 
 
@@ -42,11 +51,13 @@ def deeplabv3plus(
     multi_grid: Sequence[int] | None = (1, 2, 4),
     aux_loss: bool = False,
     separable: bool = False,
+    depthwise_relu: bool = True,
     decoder_convs: int = 2,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """DeepLabv3+ on a dilated ``backbone``: the DeepLabv3 encoder, then the decoder over the
-    stride-4 feature (48-channel 1x1 reduction, ``decoder_convs`` 3x3 refinement convs)."""
+    stride-4 feature (48-channel 1x1 reduction, ``decoder_convs`` 3x3 refinement convs).
+    ``depthwise_relu`` (with ``separable``): ReLU between each depthwise BN and pointwise conv."""
     return dilated_model(
         backbone,
         DeepLabV3PlusHead,
@@ -56,6 +67,7 @@ def deeplabv3plus(
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
         separable=separable,
+        depthwise_relu=depthwise_relu,
         decoder_convs=decoder_convs,
     )
 
@@ -65,7 +77,8 @@ register_variants(
     {
         f"deeplabv3_resnet{depth}": (
             f"resnet{depth}",
-            f"DeepLabv3 on ResNet-{depth}: multi-grid (1, 2, 4), ASPP rates 6/12/18 at OS16 (doubled at OS8).",
+            f"DeepLabv3 on ResNet-{depth}: multi-grid (1, 2, 4), ASPP rates 6/12/18 at OS16 (doubled at OS8); "
+            "head_form='torchvision' for torchvision's head.",
         )
         for depth in (50, 101)
     },
@@ -88,16 +101,23 @@ def deeplabv3plus_mobilenetv2(
     num_classes: int = 21,
     output_stride: int = 16,
     separable: bool = True,
+    depthwise_relu: bool = True,
+    final_conv: bool = False,
     decoder_convs: int = 2,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """DeepLabv3+ on MobileNetV2 at OS16, with depthwise-separable ASPP and decoder by default."""
+    """DeepLabv3+ on MobileNetV2 at OS16, with depthwise-separable ASPP and decoder by default.
+    The encoder ends at the 320-channel block as in the paper's code; ``final_conv=True`` keeps
+    torchvision's 1280-channel 1x1 conv after it (and ``depthwise_relu=False`` drops the ReLU
+    after each depthwise BN: both together are the network semseg built before 2026-11-30)."""
     return dilated_model(
         "mobilenetv2",
         DeepLabV3PlusHead,
         num_classes,
         output_stride=output_stride,
         backbone_weights=backbone_weights,
+        backbone_options={"final_conv": final_conv},
         separable=separable,
+        depthwise_relu=depthwise_relu,
         decoder_convs=decoder_convs,
     )

@@ -1,7 +1,14 @@
 """EncNet (Zhang et al., https://arxiv.org/abs/1803.08904): dilated ResNet at output stride 8, the
 Context Encoding Module on stage 4 with the Semantic Encoding (SE) branch, and the FCN auxiliary
 head on stage 3 (``aux_loss=True``). ``forward(x, return_aux=True)`` returns the SE logits as
-``aux["se"]`` (``(N, num_classes)``), next to ``aux["aux"]`` when the aux head is on."""
+``aux["se"]`` (``(N, num_classes)``), next to ``aux["aux"]`` when the aux head is on.
+
+Defaults follow the authors' release (PyTorch-Encoding ``encoding/models/sseg/encnet.py`` and its
+``resnet50s``/``resnet101s``): the Context Encoding Module returns ``relu(x + x * gamma)``
+(``residual=True``; ``False`` is the paper's ``x * gamma``), a 64-64-128 deep stem
+(``stem_width=64``), the first block of each dilated stage at the previous rate, element-wise
+dropout 0.1 and ``align_corners=True``. ``lateral=True`` is the release's Pascal VOC / Context
+form (it turns the option on for datasets whose name starts with "p")."""
 
 from __future__ import annotations
 
@@ -20,14 +27,32 @@ def encnet(
     gate: str = "sigmoid",
     se_loss: bool = True,
     deep_stem: bool = True,
+    stem_width: int = 64,
+    residual: bool = True,
+    lateral: bool = False,
+    align_corners: bool = True,
     aux_loss: bool = False,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """EncNet on a dilated ResNet-``depth``: the Context Encoding Module with ``num_codes``
-    codewords and a ``gate`` ("sigmoid" as in the paper, or "softmax"), and the SE branch."""
-    head_options = {"num_codes": num_codes, "gate": gate, "se_loss": se_loss}
+    codewords and a ``gate`` ("sigmoid" as in the paper, or "softmax"), and the SE branch.
+    ``residual``, ``lateral``: see :class:`~semseg.models.heads.encnet.EncHead`."""
     return deep_stem_model(
-        "encnet", depth, EncHead, num_classes, output_stride, deep_stem, aux_loss, backbone_weights, **head_options
+        "encnet",
+        depth,
+        EncHead,
+        num_classes,
+        output_stride,
+        deep_stem,
+        aux_loss,
+        backbone_weights,
+        backbone_options={"stem_width": stem_width},
+        output_align_corners=align_corners,
+        num_codes=num_codes,
+        gate=gate,
+        se_loss=se_loss,
+        residual=residual,
+        lateral=lateral,
     )
 
 

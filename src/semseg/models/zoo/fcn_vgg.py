@@ -1,6 +1,10 @@
 """FCN-32s, FCN-16s and FCN-8s on VGG-16, and FCN-32s on AlexNet (Long, Shelhamer and Darrell,
 "Fully Convolutional Networks for Semantic Segmentation", https://arxiv.org/abs/1411.4038).
 
+The upsamplings are fixed bilinear and the score layers start at zero, as in the released
+``voc-fcn*/net.py`` (see :mod:`semseg.models.heads.fcn_skip`); ``learn_upsampling=True`` learns the
+2x ones and ``at_once=True`` is the at-once FCN-8s/16s with its fixed pool3/pool4 scaling.
+
 ``padding="paper"`` (default) is the published network: ``conv1_1`` padded by 100, Caffe's
 rounded-up pools, a valid 7x7 ``fc6``, and every sum and the output cropped by the offsets of
 Caffe's ``Crop`` layer, so any input size works and the output has the input's size.
@@ -23,13 +27,28 @@ from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg
 
 
-def _fcn_vgg16(variant: str, num_classes: int, padding: str, backbone_weights: WeightsArg) -> SegmentationModel:
+def _fcn_vgg16(
+    variant: str,
+    num_classes: int,
+    padding: str,
+    backbone_weights: WeightsArg,
+    learn_upsampling: bool = False,
+    at_once: bool = False,
+) -> SegmentationModel:
     if padding not in PADDINGS:
         raise InvalidOptionError(f"padding={padding!r}; allowed: {allowed(PADDINGS)}")
     backbone = VGG16("fcn", padding, with_input=True)
     if backbone_weights is not None:
         _load_vgg16_classifier_weights(backbone, backbone_weights)
-    head = FCNSkipHead(backbone.out_channels, backbone.strides, num_classes, backbone.coords, variant)
+    head = FCNSkipHead(
+        backbone.out_channels,
+        backbone.strides,
+        num_classes,
+        backbone.coords,
+        variant,
+        learn_upsampling=learn_upsampling,
+        at_once=at_once,
+    )
     return SegmentationModel(backbone, head, num_classes=num_classes)
 
 
@@ -54,18 +73,30 @@ def fcn32s_vgg16(
 
 @register_model
 def fcn16s_vgg16(
-    *, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None
+    *,
+    num_classes: int = 21,
+    padding: str = "paper",
+    learn_upsampling: bool = False,
+    at_once: bool = False,
+    backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """FCN-16s: FCN-32s scores upsampled 2x (learned, bilinear init) plus pool4 scores, then 16x."""
-    return _fcn_vgg16("16s", num_classes, padding, backbone_weights)
+    """FCN-16s: FCN-32s scores upsampled 2x (fixed bilinear; ``learn_upsampling=True``: learned,
+    bilinear init) plus pool4 scores (pool4 scaled by 0.01 with ``at_once``), then 16x."""
+    return _fcn_vgg16("16s", num_classes, padding, backbone_weights, learn_upsampling, at_once)
 
 
 @register_model
 def fcn8s_vgg16(
-    *, num_classes: int = 21, padding: str = "paper", backbone_weights: WeightsArg = None
+    *,
+    num_classes: int = 21,
+    padding: str = "paper",
+    learn_upsampling: bool = False,
+    at_once: bool = False,
+    backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
-    """FCN-8s: FCN-16s's fused scores upsampled 2x plus pool3 scores, then 8x to the input."""
-    return _fcn_vgg16("8s", num_classes, padding, backbone_weights)
+    """FCN-8s: FCN-16s's fused scores upsampled 2x plus pool3 scores, then 8x to the input;
+    ``at_once=True`` is ``voc-fcn8s-atonce`` (pool4 x 0.01, pool3 x 0.0001 before scoring)."""
+    return _fcn_vgg16("8s", num_classes, padding, backbone_weights, learn_upsampling, at_once)
 
 
 @register_model

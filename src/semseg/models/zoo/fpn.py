@@ -1,6 +1,7 @@
 """Semantic FPN (Kirillov et al., 2019, https://arxiv.org/abs/1901.02446) on ResNet-50/101 at
 output stride 32: FPN P2 ... P5 (256 channels), a 128-channel semantic branch merged at 1/4 scale,
-a 1x1 classifier and 4x bilinear upsampling."""
+a 1x1 classifier and 4x bilinear upsampling. No dropout by default, as detectron2's
+``SemSegFPNHead``; ``dropout=0.1`` is mmsegmentation's ``FPNHead``."""
 
 from __future__ import annotations
 
@@ -11,19 +12,23 @@ from semseg.models.segmentor import SegmentationModel
 from semseg.models.zoo.common import WeightsArg
 
 
-def _fpn(depth: int, num_classes: int, backbone_weights: WeightsArg) -> SegmentationModel:
+def _fpn(depth: int, num_classes: int, backbone_weights: WeightsArg, dropout: float = 0.0) -> SegmentationModel:
     backbone = build_backbone(f"resnet{depth}", output_stride=32, weights=backbone_weights)
-    head = SemanticFPNHead(backbone.out_channels, backbone.strides, num_classes)
+    head = SemanticFPNHead(backbone.out_channels, backbone.strides, num_classes, dropout=dropout)
     return SegmentationModel(backbone, head, num_classes=num_classes)
 
 
 @register_model
-def fpn_resnet50(*, num_classes: int = 21, backbone_weights: WeightsArg = None) -> SegmentationModel:
+def fpn_resnet50(
+    *, num_classes: int = 21, dropout: float = 0.0, backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """Semantic FPN on ResNet-50."""
-    return _fpn(50, num_classes, backbone_weights)
+    return _fpn(50, num_classes, backbone_weights, dropout)
 
 
 @register_model
-def fpn_resnet101(*, num_classes: int = 21, backbone_weights: WeightsArg = None) -> SegmentationModel:
+def fpn_resnet101(
+    *, num_classes: int = 21, dropout: float = 0.0, backbone_weights: WeightsArg = None
+) -> SegmentationModel:
     """Semantic FPN on ResNet-101."""
-    return _fpn(101, num_classes, backbone_weights)
+    return _fpn(101, num_classes, backbone_weights, dropout)

@@ -1,6 +1,11 @@
 """HRNetV2 for segmentation (Wang et al., https://arxiv.org/abs/1908.07919): the HRNet backbone
 (four parallel resolutions, repeated multi-resolution fusion) and the HRNetV2 head (all branches
-upsampled to 1/4, concatenated, 1x1 conv-BN-ReLU, classifier). Any input size works."""
+upsampled to 1/4, concatenated, 1x1 conv-BN-ReLU, classifier). Any input size works.
+
+Defaults follow the released code (HRNet/HRNet-Semantic-Segmentation ``seg_hrnet.py``): the
+head's mixing conv has a bias (``head_bias=True``) and every bilinear resize (the backbone's
+fusions, the head's and the output's) uses ``align_corners=True``; ``head_bias=False, align_corners=False`` is mmsegmentation's
+``FCNHead``-style form."""
 
 from __future__ import annotations
 
@@ -10,26 +15,28 @@ from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel
 
 
-def hrnetv2(width: int, num_classes: int) -> SegmentationModel:
+def hrnetv2(width: int, num_classes: int, head_bias: bool = True, align_corners: bool = True) -> SegmentationModel:
     """HRNetV2-W``width`` (18, 32 or 48; others raise :class:`~semseg.errors.InvalidOptionError`)."""
-    backbone = HRNet(width)
-    head = HRNetV2Head(backbone.out_channels, backbone.strides, num_classes)
-    return SegmentationModel(backbone, head, num_classes=num_classes)
+    backbone = HRNet(width, align_corners)
+    head = HRNetV2Head(
+        backbone.out_channels, backbone.strides, num_classes, bias=head_bias, align_corners=align_corners
+    )
+    return SegmentationModel(backbone, head, num_classes=num_classes, align_corners=align_corners)
 
 
 @register_model
-def hrnetv2_w18(*, num_classes: int = 21) -> SegmentationModel:
+def hrnetv2_w18(*, num_classes: int = 21, head_bias: bool = True, align_corners: bool = True) -> SegmentationModel:
     """HRNetV2-W18: branch widths 18/36/72/144."""
-    return hrnetv2(18, num_classes)
+    return hrnetv2(18, num_classes, head_bias, align_corners)
 
 
 @register_model
-def hrnetv2_w32(*, num_classes: int = 21) -> SegmentationModel:
+def hrnetv2_w32(*, num_classes: int = 21, head_bias: bool = True, align_corners: bool = True) -> SegmentationModel:
     """HRNetV2-W32: branch widths 32/64/128/256."""
-    return hrnetv2(32, num_classes)
+    return hrnetv2(32, num_classes, head_bias, align_corners)
 
 
 @register_model
-def hrnetv2_w48(*, num_classes: int = 21) -> SegmentationModel:
+def hrnetv2_w48(*, num_classes: int = 21, head_bias: bool = True, align_corners: bool = True) -> SegmentationModel:
     """HRNetV2-W48: branch widths 48/96/192/384."""
-    return hrnetv2(48, num_classes)
+    return hrnetv2(48, num_classes, head_bias, align_corners)

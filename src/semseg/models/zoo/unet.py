@@ -97,13 +97,19 @@ def unet(
     padding: str = "same",
     batch_norm: bool = False,
     base_width: int = 64,
+    dropout_levels: int = 2,
+    upconv_relu: bool = True,
 ) -> UNet:
     """The original U-Net (``padding="valid"`` for the paper's unpadded convolutions and
-    crop-and-copy; ``batch_norm`` is a modern addition, off by default)."""
+    crop-and-copy; ``batch_norm`` is a modern addition, off by default). As the released Caffe
+    model, dropout 0.5 ends the two deepest levels and a ReLU follows each up-convolution;
+    ``dropout_levels=1, upconv_relu=False`` is the form the paper's text describes."""
     check_choice("padding", padding, PADDINGS)
     widths = tuple(base_width * 2**i for i in range(5))
-    encoder = UNetEncoder(in_channels, widths, padding, batch_norm)
-    decoder = UNetDecoder(encoder.out_channels, encoder.strides, num_classes, None, "deconv", padding, batch_norm)
+    encoder = UNetEncoder(in_channels, widths, padding, batch_norm, dropout_levels=dropout_levels)
+    decoder = UNetDecoder(
+        encoder.out_channels, encoder.strides, num_classes, None, "deconv", padding, batch_norm, upconv_relu
+    )
     return UNet(encoder, decoder, num_classes, padding == "valid", in_channels)
 
 
