@@ -39,7 +39,7 @@ def get_format(name: str) -> Format:
     return FORMATS[name]
 
 
-def _source_model(fmt: Format, keys: set[str], model: str | None, name: str) -> str:
+def _source_model(fmt: Format, keys: dict[str, tuple[int, ...]], model: str | None, name: str) -> str:
     """The source network: ``model`` when given (checked), else recognised from the keys."""
     if model is not None:
         if model not in fmt.specs:
@@ -75,7 +75,7 @@ def convert_file(
     name = Path(path).name
     obj = read_checkpoint_file(path)
     tensors = state_dict_of(obj, path)
-    source = _source_model(fmt, set(tensors), model, name)
+    source = _source_model(fmt, {k: tuple(v.shape) for k, v in tensors.items()}, model, name)
     spec = fmt.specs[source]
     found = num_classes_of(tensors, spec, name)
     if num_classes is not None and found != num_classes:

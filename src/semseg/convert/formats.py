@@ -16,13 +16,13 @@ class Format:
 
     Attributes:
         specs: source network name -> :class:`~semseg.convert.spec.ModelSpec`.
-        detect: the source network of a state dict's key set (``None``: not this format's).
+        detect: the source network of a state dict's keys and shapes (``None``: not this format's).
         class_names: the class names a loaded checkpoint carries in its own metadata, if any.
     """
 
     name: str
     specs: Mapping[str, ModelSpec]
-    detect: Callable[[set[str]], str | None]
+    detect: Callable[[Mapping[str, tuple[int, ...]]], str | None]
     class_names: Callable[[Any], list[str] | None] = lambda _obj: None
 
 

@@ -1,18 +1,158 @@
-"""mmsegmentation 1.x checkpoints (``{"meta": {...}, "state_dict": {...}}``)."""
+"""mmsegmentation 1.x checkpoints (``{"meta": {"dataset_meta": {"classes": ...}}, "state_dict": ...}``).
+
+mmseg's ``ResNetV1c`` is a ResNet with the 32-32-64 deep stem (``backbone.stem.{0,1,3,4,6,7}``),
+its torchvision-style bottlenecks (stride on the 3x3 conv) and, in the ``-d8`` models, layer3 and
+layer4 dilated by 2 and 4 with the first block of each at half the dilation
+(``contract_dilation``); every resize is bilinear with ``align_corners=False``; inputs are
+normalised with the ImageNet mean/std in RGB order. Its ``ConvModule`` is ``conv`` + ``bn``
+(+ ReLU), the classifier of every head is ``conv_seg``.
+
+Which families map onto a semseg network, and what semseg lacks for the others, is listed in
+``docs/convert.md``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from semseg.convert.spec import ModelSpec
+from torch import Tensor
+
+from semseg.convert.spec import ModelSpec, Rule
+
+
+def _conv_module(source: str, target: str) -> list[Rule]:
+    """mmseg's ``ConvModule`` (``.conv``, ``.bn``) onto semseg's ``ConvBNReLU`` (``.0``, ``.1``)."""
+    # The tail is a named group: ``source`` may hold numbered groups of its own (``target`` uses them).
+    return [
+        (rf"{source}\.conv\.(?P<rest>.*)", rf"{target}.0.\g<rest>"),
+        (rf"{source}\.bn\.(?P<rest>.*)", rf"{target}.1.\g<rest>"),
+    ]
+
+
+# The FCN auxiliary head on layer3 (``num_convs=1``, 256 channels, no concat input) is semseg's.
+_AUX: list[Rule] = [
+    *_conv_module(r"auxiliary_head\.convs\.0", "aux_heads.aux.block"),
+    (r"auxiliary_head\.conv_seg\.(.*)", r"aux_heads.aux.classifier.\1"),
+]
+
+_PSPNET: list[Rule] = [
+    *_conv_module(r"decode_head\.psp_modules\.(\d)\.1", r"head.ppm.stages.\1.1"),
+    *_conv_module(r"decode_head\.bottleneck", "head.block"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+# Semantic FPN: mmseg's FPN neck (lateral 1x1 and output 3x3 convs, with bias) and FPNHead, whose
+# scale heads interleave ConvModules (even indices) with 2x upsamplings (odd indices).
+_FPN: list[Rule] = [
+    (r"neck\.lateral_convs\.(\d)\.conv\.(.*)", r"head.fpn.lateral.\1.\2"),
+    (r"neck\.fpn_convs\.(\d)\.conv\.(.*)", r"head.fpn.output.\1.\2"),
+    *(
+        rule
+        for index in (0, 2, 4)
+        for rule in _conv_module(rf"decode_head\.scale_heads\.(\d)\.{index}", rf"head.scale_heads.\1.{index // 2}")
+    ),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+]
+
+# mmseg's ResNetV1c -d8 layout on semseg's ResNet.
+_RESNET_V1C_D8 = {"stem_width": 32, "dilate_first_block": False, "align_corners": False}
+
+_HRNET: list[Rule] = [
+    # The backbone's keys are HRNet's own in both (stage2..4, transition1..3, fuse_layers).
+    *_conv_module(r"decode_head\.convs\.0", "head.mix"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+]
+
+_ENCNET: list[Rule] = [
+    *_conv_module(r"decode_head\.bottleneck", "head.block"),
+    *_conv_module(r"decode_head\.enc_module\.encoding_project", "head.encode.reduce"),
+    (r"decode_head\.enc_module\.encoding\.0\.codewords", "head.encode.encoding.codewords"),
+    (r"decode_head\.enc_module\.encoding\.0\.scale", "head.encode.encoding.smoothing"),
+    (r"decode_head\.enc_module\.encoding\.1\.(.*)", r"head.encode.norm.\1"),
+    (r"decode_head\.enc_module\.fc\.0\.(.*)", r"head.encode.fc.\1"),
+    (r"decode_head\.se_layer\.(.*)", r"head.se_classifier.\1"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+
+def _negate_smoothing(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mmseg's (and PyTorch-Encoding's) ``scale`` multiplies the squared distance inside the
+    softmax and is learned negative; semseg's ``smoothing`` enters as ``-smoothing * dist``."""
+    key = "head.encode.encoding.smoothing"
+    return {**tensors, key: -tensors[key]} if key in tensors else tensors
+
+
+# Semantic FPN: mmseg's FPN neck (lateral 1x1 and output 3x3 convs, with bias) and FPNHead, whose
+# scale heads interleave ConvModules (even indices) with 2x upsamplings (odd indices).
+_FPN: list[Rule] = [
+    (r"neck\.lateral_convs\.(\d)\.conv\.(.*)", r"head.fpn.lateral.\1.\2"),
+    (r"neck\.fpn_convs\.(\d)\.conv\.(.*)", r"head.fpn.output.\1.\2"),
+    *(
+        rule
+        for index in (0, 2, 4)
+        for rule in _conv_module(rf"decode_head\.scale_heads\.(\d)\.{index}", rf"head.scale_heads.\1.{index // 2}")
+    ),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+]
+
+# mmseg's ResNetV1c -d8 layout on semseg's ResNet.
+_RESNET_V1C_D8 = {"stem_width": 32, "dilate_first_block": False, "align_corners": False}
 
 SPECS: dict[str, ModelSpec] = {}
+for _depth in (50, 101):
+    SPECS[f"pspnet_r{_depth}-d8"] = ModelSpec(
+        model=f"pspnet_resnet{_depth}",
+        options=_RESNET_V1C_D8,
+        rules=_PSPNET,
+        classifier="decode_head.conv_seg.weight",
+        aux_prefix="auxiliary_head.",
+        summary=f"mmseg pspnet_r{_depth}-d8: ResNetV1c deep stem, PPM 1/2/3/6, align_corners=False",
+    )
+    SPECS[f"encnet_r{_depth}-d8"] = ModelSpec(
+        model=f"encnet_resnet{_depth}",
+        options={"stem_width": 32, "align_corners": False, "lateral": False, "se_loss": True},
+        rules=_ENCNET,
+        fixes=(_negate_smoothing,),
+        classifier="decode_head.conv_seg.weight",
+        aux_prefix="auxiliary_head.",
+        summary=f"mmseg encnet_r{_depth}-d8: ResNetV1c deep stem, 32 codewords, SE loss, no lateral",
+    )
+    # Needs fpn_resnet* with mmseg's ResNetV1c 32-32-64 deep stem (deep_stem, stem_width): semseg's
+    # Semantic FPN has the 7x7 stem only (docs/convert.md).
+    SPECS[f"fpn_r{_depth}"] = ModelSpec(
+        model=f"fpn_resnet{_depth}",
+        options={"dropout": 0.1, "deep_stem": True, "stem_width": 32},
+        rules=_FPN,
+        classifier="decode_head.conv_seg.weight",
+        summary=f"mmseg fpn_r{_depth}: ResNetV1c deep stem at OS32, FPN neck, FPNHead (128 channels)",
+    )
+for _width in (18, 48):
+    SPECS[f"fcn_hr{_width}"] = ModelSpec(
+        model=f"hrnetv2_w{_width}",
+        options={"head_bias": False, "align_corners": False},
+        rules=_HRNET,
+        classifier="decode_head.conv_seg.weight",
+        summary=f"mmseg fcn_hr{_width}: HRNetV2-W{_width}, 1x1 conv-BN-ReLU head without bias, align_corners=False",
+    )
 
 
-def detect(keys: set[str]) -> str | None:
-    """The mmseg network of a state dict's keys, or ``None`` when they are not mmseg's."""
+def detect(keys: Mapping[str, tuple[int, ...]]) -> str | None:
+    """The mmseg network of a state dict's keys and shapes, or ``None`` when they are not mmseg's."""
     if "decode_head.conv_seg.weight" not in keys:
         return None
+    depth = 101 if "backbone.layer3.22.conv1.weight" in keys else 50
+    if "decode_head.psp_modules.0.1.conv.weight" in keys:
+        return f"pspnet_r{depth}-d8"
+    if "decode_head.enc_module.encoding.0.codewords" in keys:
+        return f"encnet_r{depth}-d8"
+    if "neck.lateral_convs.0.conv.weight" in keys and "decode_head.scale_heads.0.0.conv.weight" in keys:
+        return f"fpn_r{depth}"
+    if "backbone.stage4.0.fuse_layers.0.1.0.weight" in keys:
+        width = keys.get("backbone.transition1.0.0.weight", (18,))[0]  # the first branch's width
+        return f"fcn_hr{width}" if f"fcn_hr{width}" in SPECS else None
     return None
 
 

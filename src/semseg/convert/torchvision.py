@@ -11,6 +11,8 @@ the heads are renamed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from semseg.convert.spec import ModelSpec, Rule
 
 _AUX: list[Rule] = [
@@ -59,8 +61,8 @@ for _depth in (50, 101):
     )
 
 
-def detect(keys: set[str]) -> str | None:
-    """The torchvision model name of a state dict's keys, or ``None`` when they are not torchvision's."""
+def detect(keys: Mapping[str, tuple[int, ...]]) -> str | None:
+    """The torchvision model name of a state dict's keys (and shapes), or ``None`` when they are not torchvision's."""
     if "classifier.4.weight" not in keys or "backbone.conv1.weight" not in keys:
         return None
     depth = 101 if "backbone.layer3.22.conv1.weight" in keys else 50
