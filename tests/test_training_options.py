@@ -199,7 +199,7 @@ def test_weight_ema_by_hand() -> None:
 
     model = torch.nn.Linear(1, 1, bias=False)
     model.weight.data.fill_(1.0)
-    ema = WeightEMA(model, decay=0.5)
+    ema = WeightEMA(model, decay=0.5, warmup=False)
     model.weight.data.fill_(3.0)
     ema.update(model)  # 0.5 * 1 + 0.5 * 3 = 2
     model.weight.data.fill_(6.0)
@@ -208,6 +208,21 @@ def test_weight_ema_by_hand() -> None:
     with ema.applied(model):
         assert model.weight.item() == 4.0
     assert model.weight.item() == 6.0
+
+
+def test_weight_ema_warms_up() -> None:
+    """The n-th update uses min(decay, (1 + n) / (10 + n)): 0.1, then 2/11, ...; a resumed average
+    continues at its count."""
+    from semseg.engine.ema import WeightEMA
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(0.0)
+    ema = WeightEMA(model, decay=0.999)
+    model.weight.data.fill_(10.0)
+    ema.update(model)  # 0.1 * 0 + 0.9 * 10
+    assert ema.state["weight"].item() == pytest.approx(9.0)
+    assert ema.current_decay() == pytest.approx(2 / 11) and ema.updates == 1
+    assert WeightEMA(model, decay=0.999, updates=10_000).current_decay() == 0.999
 
 
 def test_ema_is_evaluated_and_saved_beside_the_weights(tmp_path: Path) -> None:

@@ -193,7 +193,7 @@ def _build(
     scale = lr_scale(tc, world)
     ema = None
     if tc.ema_decay is not None:
-        ema = WeightEMA(model, tc.ema_decay)
+        ema = WeightEMA(model, tc.ema_decay, updates=start)
         if ckpt is not None:
             load_ema(ckpt, ema)
     if rank == 0 and (world > 1 or tc.accumulate > 1):
