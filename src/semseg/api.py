@@ -11,10 +11,11 @@ from torch import Tensor
 
 from semseg.data.folder import default_palette
 from semseg.engine.checkpoint import load_checkpoint_model
-from semseg.errors import CheckpointError, DataError
+from semseg.errors import CheckpointError, DataError, UnknownModelError
 from semseg.inference import Predictor
 from semseg.inference.fastpath import fast_inference_model
 from semseg.models import SegmentationModel, create_model, list_models
+from semseg.pretrained import list_shipped, load_shipped
 
 ImageLike = np.ndarray | Tensor
 
@@ -30,8 +31,10 @@ def load_model(
 
     Args:
         name_or_checkpoint: a checkpoint (run folder, checkpoint folder or its
-            ``model.safetensors``), or a registered model name (random head; backbone weights
-            as ``options`` say, e.g. ``backbone_weights="imagenet"``).
+            ``model.safetensors``), the name of a model shipped with the package
+            (:func:`semseg.pretrained.list_shipped`, e.g. ``"camvid"``: trained weights, offline),
+            or a registered model name (random head; backbone weights as ``options`` say, e.g.
+            ``backbone_weights="imagenet"``).
         num_classes: for a model name only (default 21).
         fast: return an inference-only copy with batch norm folded into the convolutions
             (:func:`semseg.inference.fastpath.fast_inference_model`, checked equal within 1e-4
@@ -41,6 +44,8 @@ def load_model(
     path = Path(name_or_checkpoint)
     if path.exists():
         model = load_checkpoint_model(path)
+    elif str(name_or_checkpoint) in list_shipped():
+        model = load_shipped(str(name_or_checkpoint))
     elif str(name_or_checkpoint) in list_models():
         n = num_classes or 21
         model = create_model(str(name_or_checkpoint), num_classes=n, **options)
@@ -51,7 +56,11 @@ def load_model(
         # is reported as such when it looks like one.
         if any(sep in str(name_or_checkpoint) for sep in ("/", "\\", ".safetensors")):
             raise DataError(f"checkpoint not found: {name_or_checkpoint}")
-        create_model(str(name_or_checkpoint))
+        try:
+            create_model(str(name_or_checkpoint))  # raises with the closest network names
+        except UnknownModelError as exc:
+            shipped = ", ".join(list_shipped()) or "none"
+            raise UnknownModelError(f"{exc}; nor is it a run folder or a shipped model ({shipped})") from None
     model = model.to(device).eval()
     return fast_inference_model(model) if fast else model
 

@@ -1,5 +1,5 @@
 """The ``semseg`` command line: train | eval | predict | list-models | bench | weights | data |
-report | summary.
+report | summary | serve.
 
 User errors (``SemsegError``: a missing file, an unknown model or config key, ...) print one line
 ``semseg: error: ...`` and exit with code 2, without a traceback.
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model (default: the embedded CamVid sample, ~1 min on CPU)")
-    p.add_argument("--config", help="a YAML preset (path, or a name in configs/)")
+    p.add_argument("--config", help="a recipe name (semseg configs), or a YAML file")
     _add_overrides(p, "data.root=PATH")
     p.add_argument(
         "--resume",
@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset split")
-    p.add_argument("checkpoint", help="run folder or checkpoint folder")
+    p.add_argument("checkpoint", help="run folder, checkpoint folder or shipped model name (camvid)")
     _add_overrides(p, "data.root=PATH (the checkpoint's config is the base)")
+    p.add_argument("--data-root", default=None, help="the dataset folder (same as --set data.root=DIR)")
     p.add_argument("--split", default=None, help="dataset split (default: the config's val split)")
     p.add_argument("--out", default=None, help="write metrics.json and per_class.txt here")
     p.add_argument("--no-progress", action="store_true")
@@ -87,13 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="write label maps and colour overlays for images")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns ('frames/*.png')")
-    p.add_argument("--model", required=True, help="a checkpoint (run folder) or a registered model name")
+    p.add_argument(
+        "--model", required=True, help="a run or checkpoint folder, a shipped model (camvid), or a registered network"
+    )
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions of the same names")
     p.add_argument("--masks", default=None, help="folder of ground-truth masks (same stems): adds a panel per image")
     p.add_argument("--probs", action="store_true", help="also save class probabilities (float16 .npy, C x H x W)")
     p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)
+
+    p = sub.add_parser("results", help="a markdown results table from run folders' and shipped models' scores")
+    p.add_argument("sources", nargs="+", help="run folders (their metrics.json and eval/*/metrics.json) or shipped names")
+    p.add_argument("--out", default=None, help="write the table to this file (atomically) instead of printing it")
+
+    p = sub.add_parser("configs", help="the training recipes installed with semseg (use with train --config NAME)")
+    p.add_argument("pattern", nargs="?", default=None, help="fnmatch pattern, e.g. 'camvid/*'")
 
     p = sub.add_parser("list-models", help="registered model names")
     p.add_argument("pattern", nargs="?", default=None, help="fnmatch pattern, e.g. 'deeplab*'")
@@ -122,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder at --out")
     w.add_argument("--num-classes", type=int, default=None, help="refuse a checkpoint with another class count")
 
-    p = sub.add_parser("data", help="inspect datasets")
+    p = sub.add_parser("data", help="inspect and download datasets")
     dsub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     c = dsub.add_parser(
         "check", help="walk a dataset tree: missing pairs, size mismatches, bad labels, class statistics"
@@ -133,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", default=None, help="comma-separated class names (folder datasets)")
     c.add_argument("--max-images", type=int, default=None, help="check at most this many pairs per split")
     c.add_argument("--binary", action="store_true", help="binary masks: 0; 1 or 255 foreground; 128 ignored")
+    d = dsub.add_parser("download", help="fetch a public dataset, verify it and unpack it (camvid, voc, sbd, ade20k)")
+    d.add_argument("dataset", help="camvid, voc, sbd or ade20k")
+    d.add_argument("dest", nargs="?", default=None, help="parent folder (default: $SEMSEG_DATA, else ./data)")
+    d.add_argument("--url", default=None, help="another address of the same archive (a mirror, or file://)")
+    d.add_argument("--checksum", default=None, help="the archive's checksum, e.g. sha256:HEX")
 
     p = sub.add_parser("report", help="plots and one self-contained HTML page for run folders (needs matplotlib)")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; several make one page comparing them")
@@ -157,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a builder option of a registered model, e.g. output_stride=16 (repeatable)",
     )
+
+    p = sub.add_parser("serve", help="a local web page to try a model on uploaded images (needs gradio)")
+    p.add_argument("--model", required=True, help="a run folder, a checkpoint folder or a shipped model's name")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
+    p.add_argument(
+        "--max-pixels", type=int, default=4096 * 4096, help="largest image, width x height (default 4096x4096)"
+    )
+    _add_inference_args(p)
     return parser
 
 
@@ -185,11 +210,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         "eval": commands.cmd_eval,
         "predict": commands.cmd_predict,
         "list-models": commands.cmd_list_models,
+        "configs": commands.cmd_configs,
+        "results": commands.cmd_results,
         "bench": commands.cmd_bench,
         "weights": commands.cmd_weights,
         "data": commands.cmd_data,
         "report": commands.cmd_report,
         "summary": commands.cmd_summary,
+        "serve": commands.cmd_serve,
     }
     return handlers[args.command](args)  # argparse has refused any other command
 

@@ -74,19 +74,22 @@ def inference_options(args: argparse.Namespace, defaults: Any = None) -> dict[st
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``semseg eval RUN``: scores of a checkpoint on a split, with any inference recipe."""
+    from semseg.api import load_model
     from semseg.config import apply_overrides, saved_config
     from semseg.data import build_dataset
     from semseg.data.io import set_max_image_pixels
-    from semseg.engine.checkpoint import find_checkpoint, load_checkpoint_model, read_meta
+    from semseg.engine.checkpoint import read_meta
     from semseg.engine.evaluate import evaluate
     from semseg.inference import Predictor
     from semseg.metrics import format_table
 
-    folder = find_checkpoint(args.checkpoint)
+    folder = _checkpoint_or_shipped(args.checkpoint)
     cfg = saved_config(read_meta(folder)["config"])
     apply_overrides(cfg, args.overrides)
+    if args.data_root:
+        cfg.data.root = args.data_root
     device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
-    model = load_checkpoint_model(folder).to(device).eval()
+    model = load_model(args.checkpoint, device=str(device))  # a shipped model's damage is reported as such
     set_max_image_pixels(cfg.data.max_image_pixels)
     dataset = build_dataset(
         cfg.data.dataset,
@@ -117,6 +120,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_atomic(out / "metrics.json", json.dumps({**scores, "inference": opts}, indent=2))
         write_atomic(out / "per_class.txt", table + "\n")
     return 0
+
+
+def _checkpoint_or_shipped(name: str) -> Path:
+    """A checkpoint folder from a run or checkpoint folder, or a shipped model's name."""
+    from semseg.engine.checkpoint import find_checkpoint
+    from semseg.pretrained import list_shipped, shipped_folder
+
+    if not Path(name).exists() and name in list_shipped():
+        return shipped_folder(name)
+    return find_checkpoint(name)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -298,6 +311,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    """``semseg results RUN|SHIPPED ...``: one markdown table of what the runs and shipped models
+    measured (per-class IoU, mIoU, pixel accuracy, inference, command, training time, machine)."""
+    from semseg.engine.checkpoint import find_checkpoint, read_meta
+    from semseg.pretrained import list_shipped, shipped_folder, shipped_scores
+    from semseg.report.results import results_table, rows_for_run, rows_for_shipped
+
+    rows, class_names = [], None
+    for source in args.sources:
+        if not Path(source).exists() and source in list_shipped():
+            rows += rows_for_shipped(source, shipped_scores(source))
+            meta = read_meta(shipped_folder(source))
+        else:
+            if not Path(source).is_dir():
+                raise DataError(f"not a run folder or shipped model: {source} (shipped: {', '.join(list_shipped())})")
+            rows += rows_for_run(Path(source))
+            meta = read_meta(find_checkpoint(source))
+        class_names = class_names or meta.get("class_names")
+    table = results_table(rows, class_names)
+    if args.out:
+        write_atomic(Path(args.out), table + "\n")
+    else:
+        print(table)
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    """``semseg configs [PATTERN]``: each installed recipe with the first line of its description."""
+    import fnmatch
+
+    from semseg.config import list_recipes
+
+    recipes = {n: p for n, p in list_recipes().items() if args.pattern is None or fnmatch.fnmatch(n, args.pattern)}
+    width = max((len(n) for n in recipes), default=0)
+    for name, path in recipes.items():
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        print(f"{name:<{width}}  {first}")
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     """``semseg weights import FILE`` / ``semseg weights list``."""
     from semseg.models.backbones.weights import IMAGENET_FILES, find_imagenet_file, import_weights
@@ -340,7 +393,10 @@ def cmd_weights_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """``semseg data check``: exit 0 when the tree is clean, 1 when problems were found."""
+    """``semseg data check``: exit 0 when the tree is clean, 1 when problems were found.
+    ``semseg data download``: the verified dataset folder, or a user error."""
+    if args.data_command == "download":
+        return _download(args)
     from semseg.data.check import check_dataset
 
     if not Path(args.root).is_dir():
@@ -351,6 +407,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     )
     print(report.format())
     return 0 if report.ok else 1
+
+
+def _download(args: argparse.Namespace) -> int:
+    import os
+
+    from semseg.data.download import download_dataset
+    from semseg.data.registry import DATA_ENV
+
+    dest = args.dest or os.environ.get(DATA_ENV) or "data"
+    root = download_dataset(args.dataset, dest, url=args.url, checksum=args.checksum)
+    print(f"{args.dataset}: {root}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -412,4 +480,19 @@ def cmd_summary(args: argparse.Namespace) -> int:
     channels = len(model.mean)
     print(f"{label}: input 1x{channels}x{height}x{width}, {model.num_classes} classes")
     print(format_summary(rows))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``semseg serve --model M``: the demo page on ``--host:--port`` until Ctrl-C."""
+    from semseg.serve.app import run_server
+
+    run_server(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+        inference_options=inference_options(args),
+    )
     return 0
