@@ -32,6 +32,10 @@ class CheckpointError(SemsegError, ValueError):
     """A checkpoint or weights file that is missing, corrupt or does not match the model."""
 
 
+class ExportError(SemsegError):
+    """A model the export format cannot express (the message names the op), or an export that does not match PyTorch."""
+
+
 class TrainingDivergedError(SemsegError):
     """The loss became NaN or infinite; training stopped before the weights were touched."""
 

@@ -91,7 +91,8 @@ class Predictor:
         self.crf = crf
         self.crf_options = dict(crf_options or {})
         self.precision = precision
-        self.device = next(model.parameters()).device
+        # A runtime backend (semseg.export.OnnxRuntimeModel) has no parameters: it takes CPU tensors.
+        self.device = next(model.parameters(), torch.empty(0)).device
         self.fast = fast
         self._fast_copy: tuple[int, nn.Module] | None = None
 

@@ -20,7 +20,8 @@ def resize(t: Tensor, size: Sequence[int], align_corners: bool = False) -> Tenso
         ``(N, C, h, w)`` -> ``(N, C, *size)``.
     """
     # An export records one branch; the resize (exact at the same size) keeps it valid at every size.
-    if tuple(t.shape[-2:]) == tuple(size) and not (torch.jit.is_tracing() or torch.compiler.is_exporting()):
+    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()  # first: no shape guard then
+    if not exporting and tuple(t.shape[-2:]) == tuple(size):
         return t
     return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=align_corners)
 
