@@ -22,7 +22,7 @@ from test_convert_fixture_weights import FIXTURES, fixture_weights, read_manifes
 
 import semseg
 from semseg.cli import main
-from semseg.convert import convert_file
+from semseg.convert import FORMATS, convert_file
 from semseg.engine.checkpoint import read_meta
 from semseg.errors import CheckpointError, InvalidOptionError
 
@@ -71,6 +71,24 @@ def test_mmseg_outputs_reproduced(name: str, source: str, tmp_path: Path) -> Non
 # Families whose mmseg form semseg cannot build yet: (fixture, source, what semseg lacks).
 PENDING = [
     (
+        "fcn_r50-d8_cityscapes",
+        "fcn_r50-d8",
+        "fcn_resnet50_d8 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
+        " align_corners) nor its FCNHead (num_convs=2, concat_input, channels=512)",
+    ),
+    (
+        "deeplabv3_r50-d8_cityscapes",
+        "deeplabv3_r50-d8",
+        "deeplabv3_resnet50 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
+        " align_corners) nor its ASPPHead (channels=512, a 3x3 bottleneck: project_kernel=3)",
+    ),
+    (
+        "deeplabv3plus_r50-d8_cityscapes",
+        "deeplabv3plus_r50-d8",
+        "deeplabv3plus_resnet50 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
+        " align_corners) nor its separable ASPP head (channels=512, project_kernel=3)",
+    ),
+    (
         "fpn_r50_cityscapes",
         "fpn_r50",
         "fpn_resnet50 has no deep_stem/stem_width option (mmseg's Semantic FPN uses the ResNetV1c 32-32-64 stem)",
@@ -81,7 +99,8 @@ PENDING = [
 @pytest.mark.parametrize(("name", "source", "lacks"), PENDING)
 def test_mmseg_pending_families(name: str, source: str, lacks: str, tmp_path: Path) -> None:
     """The converter is written; it runs as soon as semseg's network has the option it needs."""
-    path, outputs, _ = mmseg_checkpoint(name, tmp_path)
+    path, outputs, manifest = mmseg_checkpoint(name, tmp_path)
+    assert FORMATS["mmseg"].detect({k: tuple(v) for k, v in manifest["shapes"].items()}) == source
     try:
         converted = convert_file(path, "mmseg")
     except InvalidOptionError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from semseg.convert.spec import ModelSpec, Rule
@@ -55,6 +56,63 @@ _FPN: list[Rule] = [
     ),
     (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
 ]
+
+# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out].
+# semseg's FCNHead has one conv and no concatenation; the targets below are the keys a
+# ``num_convs``/``concat_input`` FCNHead would have (docs/convert.md).
+_FCN: list[Rule] = [
+    *_conv_module(r"decode_head\.convs\.(\d)", r"head.convs.\1"),
+    *_conv_module(r"decode_head\.conv_cat", "head.concat"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+# mmseg's ASPPHead: image pooling first in the concatenation, then the 1x1 and three 3x3
+# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg: a 1x1
+# ``project``; needs ``channels=512, project_kernel=3``).
+_ASPP: list[Rule] = [
+    *_conv_module(r"decode_head\.image_pool\.1", "head.aspp.branches.4.1"),
+    *_conv_module(r"decode_head\.aspp_modules\.0", "head.aspp.branches.0"),
+    *_conv_module(r"decode_head\.bottleneck", "head.aspp.project.0"),
+]
+
+_DEEPLABV3: list[Rule] = [
+    *_ASPP,
+    *_conv_module(r"decode_head\.aspp_modules\.([1-3])", r"head.aspp.branches.\1"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+
+def _separable(source: str, target: str) -> list[Rule]:
+    """mmseg's DepthwiseSeparableConvModule onto semseg's separable conv-BN-ReLU."""
+    return [
+        (rf"{source}\.depthwise_conv\.conv\.(?P<rest>.*)", rf"{target}.0.\g<rest>"),
+        (rf"{source}\.depthwise_conv\.bn\.(?P<rest>.*)", rf"{target}.1.\g<rest>"),
+        *_conv_module(rf"{source}\.pointwise_conv", rf"{target}.2"),
+    ]
+
+
+_DEEPLABV3PLUS: list[Rule] = [
+    *_ASPP,
+    *_separable(r"decode_head\.aspp_modules\.([1-3])", r"head.aspp.branches.\1"),
+    *_conv_module(r"decode_head\.c1_bottleneck", "head.reduce"),
+    *_separable(r"decode_head\.sep_bottleneck\.(\d)", r"head.refine.\1"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+
+def _pool_last(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mmseg concatenates [pool, b0, b1, b2, b3], semseg [b0, b1, b2, b3, pool]: move the first
+    fifth of the bottleneck's input channels to the end."""
+    key = "head.aspp.project.0.0.weight"
+    if key not in tensors:
+        return tensors
+    weight = tensors[key]
+    width = weight.shape[1] // 5
+    return {**tensors, key: torch.cat([weight[:, width:], weight[:, :width]], dim=1)}
+
 
 # mmseg's ResNetV1c -d8 layout on semseg's ResNet.
 _RESNET_V1C_D8 = {"stem_width": 32, "dilate_first_block": False, "align_corners": False}
@@ -98,6 +156,63 @@ _FPN: list[Rule] = [
     (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
 ]
 
+# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out].
+# semseg's FCNHead has one conv and no concatenation; the targets below are the keys a
+# ``num_convs``/``concat_input`` FCNHead would have (docs/convert.md).
+_FCN: list[Rule] = [
+    *_conv_module(r"decode_head\.convs\.(\d)", r"head.convs.\1"),
+    *_conv_module(r"decode_head\.conv_cat", "head.concat"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+# mmseg's ASPPHead: image pooling first in the concatenation, then the 1x1 and three 3x3
+# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg: a 1x1
+# ``project``; needs ``channels=512, project_kernel=3``).
+_ASPP: list[Rule] = [
+    *_conv_module(r"decode_head\.image_pool\.1", "head.aspp.branches.4.1"),
+    *_conv_module(r"decode_head\.aspp_modules\.0", "head.aspp.branches.0"),
+    *_conv_module(r"decode_head\.bottleneck", "head.aspp.project.0"),
+]
+
+_DEEPLABV3: list[Rule] = [
+    *_ASPP,
+    *_conv_module(r"decode_head\.aspp_modules\.([1-3])", r"head.aspp.branches.\1"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+
+def _separable(source: str, target: str) -> list[Rule]:
+    """mmseg's DepthwiseSeparableConvModule onto semseg's separable conv-BN-ReLU."""
+    return [
+        (rf"{source}\.depthwise_conv\.conv\.(?P<rest>.*)", rf"{target}.0.\g<rest>"),
+        (rf"{source}\.depthwise_conv\.bn\.(?P<rest>.*)", rf"{target}.1.\g<rest>"),
+        *_conv_module(rf"{source}\.pointwise_conv", rf"{target}.2"),
+    ]
+
+
+_DEEPLABV3PLUS: list[Rule] = [
+    *_ASPP,
+    *_separable(r"decode_head\.aspp_modules\.([1-3])", r"head.aspp.branches.\1"),
+    *_conv_module(r"decode_head\.c1_bottleneck", "head.reduce"),
+    *_separable(r"decode_head\.sep_bottleneck\.(\d)", r"head.refine.\1"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
+
+def _pool_last(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """mmseg concatenates [pool, b0, b1, b2, b3], semseg [b0, b1, b2, b3, pool]: move the first
+    fifth of the bottleneck's input channels to the end."""
+    key = "head.aspp.project.0.0.weight"
+    if key not in tensors:
+        return tensors
+    weight = tensors[key]
+    width = weight.shape[1] // 5
+    return {**tensors, key: torch.cat([weight[:, width:], weight[:, :width]], dim=1)}
+
+
 # mmseg's ResNetV1c -d8 layout on semseg's ResNet.
 _RESNET_V1C_D8 = {"stem_width": 32, "dilate_first_block": False, "align_corners": False}
 
@@ -119,6 +234,33 @@ for _depth in (50, 101):
         classifier="decode_head.conv_seg.weight",
         aux_prefix="auxiliary_head.",
         summary=f"mmseg encnet_r{_depth}-d8: ResNetV1c deep stem, 32 codewords, SE loss, no lateral",
+    )
+    _d8 = {"output_stride": 8, "multi_grid": None, "channels": 512, "project_kernel": 3}
+    SPECS[f"fcn_r{_depth}-d8"] = ModelSpec(
+        model=f"fcn_resnet{_depth}_d8",
+        options={**_RESNET_V1C_D8, "deep_stem": True, "num_convs": 2, "concat_input": True, "channels": 512},
+        rules=_FCN,
+        classifier="decode_head.conv_seg.weight",
+        aux_prefix="auxiliary_head.",
+        summary=f"mmseg fcn_r{_depth}-d8: two 3x3 convs and conv_cat over the input (needs num_convs, concat_input)",
+    )
+    SPECS[f"deeplabv3_r{_depth}-d8"] = ModelSpec(
+        model=f"deeplabv3_resnet{_depth}",
+        options={**_RESNET_V1C_D8, **_d8, "deep_stem": True, "head_form": "paper"},
+        rules=_DEEPLABV3,
+        fixes=(_pool_last,),
+        classifier="decode_head.conv_seg.weight",
+        aux_prefix="auxiliary_head.",
+        summary=f"mmseg deeplabv3_r{_depth}-d8: 512-channel ASPP, 3x3 bottleneck (needs channels, project_kernel)",
+    )
+    SPECS[f"deeplabv3plus_r{_depth}-d8"] = ModelSpec(
+        model=f"deeplabv3plus_resnet{_depth}",
+        options={**_RESNET_V1C_D8, **_d8, "deep_stem": True, "separable": True, "depthwise_relu": True},
+        rules=_DEEPLABV3PLUS,
+        fixes=(_pool_last,),
+        classifier="decode_head.conv_seg.weight",
+        aux_prefix="auxiliary_head.",
+        summary=f"mmseg deeplabv3plus_r{_depth}-d8: separable 512-channel ASPP and decoder (needs channels, project_kernel)",
     )
     # Needs fpn_resnet* with mmseg's ResNetV1c 32-32-64 deep stem (deep_stem, stem_width): semseg's
     # Semantic FPN has the 7x7 stem only (docs/convert.md).
@@ -146,6 +288,12 @@ def detect(keys: Mapping[str, tuple[int, ...]]) -> str | None:
     depth = 101 if "backbone.layer3.22.conv1.weight" in keys else 50
     if "decode_head.psp_modules.0.1.conv.weight" in keys:
         return f"pspnet_r{depth}-d8"
+    if "decode_head.c1_bottleneck.conv.weight" in keys:
+        return f"deeplabv3plus_r{depth}-d8"
+    if "decode_head.image_pool.1.conv.weight" in keys:
+        return f"deeplabv3_r{depth}-d8"
+    if "decode_head.conv_cat.conv.weight" in keys:
+        return f"fcn_r{depth}-d8"
     if "decode_head.enc_module.encoding.0.codewords" in keys:
         return f"encnet_r{depth}-d8"
     if "neck.lateral_convs.0.conv.weight" in keys and "decode_head.scale_heads.0.0.conv.weight" in keys:
