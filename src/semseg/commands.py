@@ -146,9 +146,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from semseg.data.io import read_image, read_mask
     from semseg.engine.files import save_label_png
     from semseg.inference import Predictor, rgb_view
+    from semseg.pretrained import list_shipped
     from semseg.viz import colorize, overlay, side_by_side, with_legend
 
-    model = load_model(args.model)  # first: an unknown model name is the first thing to say
+    if getattr(args, "backend", "torch") == "onnxruntime":  # the network run by ONNX Runtime on its export
+        from semseg.export import load_onnx_model
+
+        model = load_onnx_model(args.model)
+    else:
+        model = load_model(args.model)  # first: an unknown model name is the first thing to say
     paths = expand_inputs(args.images)
     out = Path(args.out)
     masks: dict[str, Path] = {}
@@ -163,9 +169,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not masks:
             raise DataError(f"no masks (.png, .bmp, .tif) in {args.masks}")
     _check_prediction_outputs(paths, out, args.overwrite)
-    if not Path(args.model).exists():
+    if not Path(args.model).exists() and args.model not in list_shipped():  # a network name: random weights
         print(
-            f"semseg: warning: {args.model} is an untrained model (random classifier); pass a run folder",
+            f"semseg: warning: {args.model} is an untrained model (random classifier); "
+            "pass a run folder or a shipped model",
             file=sys.stderr,
         )
     predictor = Predictor(model, **inference_options(args))
@@ -438,6 +445,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(path)
     print(f"report: {result.page}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``semseg export RUN_OR_MODEL --format onnx|torch-export``: see :mod:`semseg.export.cli_export`."""
+    from semseg.export.cli_export import run_export
+
+    return run_export(args)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
