@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions of the same names")
     p.add_argument("--masks", default=None, help="folder of ground-truth masks (same stems): adds a panel per image")
     p.add_argument("--probs", action="store_true", help="also save class probabilities (float16 .npy, C x H x W)")
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="run the network in PyTorch (default) or in ONNX Runtime on its `semseg export` (needs semseg[onnx])",
+    )
     p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)
 
@@ -173,6 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="a builder option of a registered model, e.g. output_stride=16 (repeatable)",
     )
 
+    p = sub.add_parser("export", help="a model as ONNX or a torch.export program, checked against PyTorch")
+    p.add_argument(
+        "model",
+        metavar="RUN_OR_MODEL",
+        help="a run or checkpoint folder, a shipped model (camvid), or a registered network (random weights)",
+    )
+    p.add_argument("--format", choices=["onnx", "torch-export"], default="onnx", help="default onnx")
+    p.add_argument("--out", default=None, help="output file (default RUN/model.onnx, or NAME.onnx here; .pt2)")
+    p.add_argument(
+        "--size", type=_ints, default=[512, 512], help="HxW of the example input; the fixed size where one is needed"
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of a registered network (default 21)")
+    p.add_argument("--dynamo", action="store_true", help="ONNX through torch.export (slow; exports SegNet's unpooling)")
+    p.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch on two input sizes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
     p = sub.add_parser("serve", help="a local web page to try a model on uploaded images (needs gradio)")
     p.add_argument("--model", required=True, help="a run folder, a checkpoint folder or a shipped model's name")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -217,6 +240,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "data": commands.cmd_data,
         "report": commands.cmd_report,
         "summary": commands.cmd_summary,
+        "export": commands.cmd_export,
         "serve": commands.cmd_serve,
     }
     return handlers[args.command](args)  # argparse has refused any other command
