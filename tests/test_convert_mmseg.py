@@ -141,3 +141,14 @@ def test_mmseg_checkpoint_is_not_torchvision(tmp_path: Path) -> None:
     path, _, _ = mmseg_checkpoint("pspnet_r50-d8_cityscapes", tmp_path)
     with pytest.raises(CheckpointError, match=r"not a torchvision checkpoint; it looks like mmseg's pspnet_r50-d8"):
         convert_file(path, "torchvision")
+
+
+def test_mmseg_class_names_from_both_meta_layouts() -> None:
+    """1.x files keep the names in ``meta.dataset_meta.classes``; the 0.x files the 1.x model zoo
+    links keep them in ``meta.CLASSES``."""
+    assert FORMATS["mmseg"].class_names({"meta": {"dataset_meta": {"classes": ("road", "sky")}}}) == ["road", "sky"]
+    assert FORMATS["mmseg"].class_names({"meta": {"CLASSES": ("road", "sky"), "PALETTE": [[0, 0, 0]]}}) == [
+        "road",
+        "sky",
+    ]
+    assert FORMATS["mmseg"].class_names({"state_dict": {}}) is None

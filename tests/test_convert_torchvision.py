@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 from torch import nn
 
 import semseg
@@ -109,3 +111,9 @@ def test_cli_convert_then_checkpoint_loads(tmp_path: Path, capsys: pytest.Captur
     # The folder is never replaced silently.
     assert main(["weights", "convert", str(file), "--from", "torchvision"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    # semseg predict takes the converted folder as it is.
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (36, 44, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", str(image), "--model", str(folder), "--out", str(tmp_path / "pred"), "--no-progress"]) == 0
+    labels = np.array(Image.open(tmp_path / "pred" / "image_labels.png"))
+    assert labels.shape == (36, 44) and labels.max() < 21

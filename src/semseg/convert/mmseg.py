@@ -305,10 +305,13 @@ def detect(keys: Mapping[str, tuple[int, ...]]) -> str | None:
 
 
 def class_names(obj: Any) -> list[str] | None:
-    """The class names an mmseg checkpoint stores in ``meta["dataset_meta"]["classes"]``."""
+    """The class names an mmseg checkpoint stores: ``meta["dataset_meta"]["classes"]`` (1.x) or
+    ``meta["CLASSES"]`` (the 0.x files the 1.x model zoo still links)."""
     meta = obj.get("meta") if isinstance(obj, dict) else None
-    dataset_meta = meta.get("dataset_meta") if isinstance(meta, dict) else None
-    names = dataset_meta.get("classes") if isinstance(dataset_meta, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    dataset_meta = meta.get("dataset_meta")
+    names = dataset_meta.get("classes") if isinstance(dataset_meta, dict) else meta.get("CLASSES")
     if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
         return list(names)
     return None
