@@ -1,4 +1,5 @@
-"""Parameter count of every registered model next to its published count.
+"""Parameter count of every registered model next to its published count and the count of the
+reference code's model (the authors' release, or the library whose weights it takes).
 
 Takes the published counts from :data:`PUBLISHED` below (``options`` are passed to
 ``create_model`` when the published network needs non-default options), builds each model with
@@ -62,18 +63,97 @@ PUBLISHED: dict[str, Entry] = {
     "pspnet_resnet101": (
         19,
         65.6,
-        "PSPNet ResNet-101 (Cityscapes) without the aux head; 68.0M with aux_loss=True. Our deep stem is "
-        "32-32-64 wide (the original 64-64-128), about 0.1M fewer",
+        "PSPNet ResNet-101 (Cityscapes) without the aux head; 68.0M with aux_loss=True",
         {},
     ),
     "encnet_resnet101": (
         19,
         54.9,
         "EncNet ResNet-101 built with aux_loss=True (FCN aux on stage 3) and the SE branch (PyTorch-Encoding "
-        "model zoo); our deep stem is 32-32-64 wide (the original 64-64-128), about 0.1M fewer",
+        "model zoo)",
         {"aux_loss": True},
     ),
     "hrnetv2_w48": (19, 65.8, "HRNetV2-W48 on Cityscapes, official HRNet-Semantic-Segmentation README", {}),
+}
+
+
+# name: (reference code's count in millions, how it was obtained, create_model options that build
+# the reference's form when it is not the default). "built" counts were measured by building the
+# reference implementation itself (outside this repository, in a scratch folder, random weights)
+# with the class count of this table's row and counting ``sum(p.numel() for p in model.parameters())``
+# on 2026-11-30; "computed" ones come from the reference's architecture where building it was not
+# cheap (compiled extensions, Caffe, TensorFlow), as the note says.
+REFERENCE: dict[str, tuple[float, str, dict[str, Any]]] = {
+    "pspnet_resnet101": (
+        65.707475,
+        "built: hszhao/semseg model/pspnet.py PSPNet(layers=101, classes=19) less its aux head (68.072166 with "
+        "it); outputs equal semseg's (rel. diff 0.0, ResNet-50, weights copied)",
+        {},
+    ),
+    "pspnet_resnet50": (46.716373, "built: hszhao/semseg PSPNet(layers=50, classes=21) less its aux head", {}),
+    "deeplabv2_resnet101": (
+        44.048532,
+        "built: kazuto1011/deeplab-pytorch DeepLabV2(n_blocks=[3, 4, 23, 3], rates 6/12/18/24)",
+        {},
+    ),
+    "deeplabv2_resnet50": (
+        25.056404,
+        "built: kazuto1011/deeplab-pytorch DeepLabV2(n_blocks=[3, 4, 6, 3]); outputs equal semseg's (rel. diff "
+        "0.0 at 65x65 and 67x67, weights copied)",
+        {},
+    ),
+    "deeplabv3_resnet50": (
+        39.638869,
+        "built: torchvision deeplabv3_resnet50 (its 3x3 conv after the ASPP: semseg's head_form='torchvision'); "
+        "the paper's TF form (semseg's default) has no such conv",
+        {"head_form": "torchvision"},
+    ),
+    "deeplabv3_resnet101": (
+        58.630997,
+        "built: torchvision deeplabv3_resnet101 (semseg's head_form='torchvision')",
+        {"head_form": "torchvision"},
+    ),
+    "fcn_resnet50_d8": (32.957013, "built: torchvision fcn_resnet50", {}),
+    "fcn_resnet101_d8": (51.949141, "built: torchvision fcn_resnet101", {}),
+    "hrnetv2_w48": (
+        65.859379,
+        "built: HRNet-Semantic-Segmentation seg_hrnet.py with its Cityscapes W48 config (the head conv's bias "
+        "included)",
+        {},
+    ),
+    "hrnetv2_w32": (29.547477, "built: official seg_hrnet.py, the W48 config with widths 32/64/128/256", {}),
+    "hrnetv2_w18": (9.641661, "built: official seg_hrnet.py, the W48 config with widths 18/36/72/144", {}),
+    "efficientfcn_resnet50": (
+        31.161205,
+        "built: jianbo909/efficientFCN efficientFCN(21, 'resnet50') less its backbone's unused ImageNet fc "
+        "(2.049M); two unused imports stubbed; outputs equal semseg's (rel. diff 0.0 at 64x64 and 96x96)",
+        {},
+    ),
+    "efficientfcn_resnet101": (
+        50.153333,
+        "built: jianbo909/efficientFCN efficientFCN(21, 'resnet101') less its backbone's unused fc",
+        {},
+    ),
+}
+
+
+# Reference implementations not built here, and what their architecture gives.
+COMPUTED_REFERENCE: dict[str, str] = {
+    "encnet_resnet50/101": "PyTorch-Encoding (its package builds a C++/CUDA extension) was not built here; its "
+    "EncNet has the layers of semseg's defaults (stem_width=64, residual=True) and, for its Pascal models, "
+    "lateral=True, aux_loss=True. Its Encoding layer holds K x D codewords and K smoothing factors (`scale`, "
+    "negated here) as semseg's.",
+    "deeplabv3plus_*": "the TF release (tensorflow/models research/deeplab) was not built; semseg's defaults have "
+    "its layers except that its MobileNetV2 decoder reads layer_4's 144-channel depthwise output (semseg: the "
+    "24-channel stride-4 block output), a 1x1 conv of 144 instead of 24 input channels.",
+    "deeplabv1_vgg16": "Caffe (DeepLab-LargeFOV train.prototxt): pool5a and dropout have no parameters; "
+    "the count is semseg's, 20.5M as the paper.",
+    "fcn*s_vgg16": "Caffe (voc-fcn*/net.py): its fixed 2x deconvolutions (lr_mult 0) are blobs there, buffers here "
+    "(C x C x 4 x 4 each, 8,820 values for 21 classes); everything else is counted alike.",
+    "unet": "Caffe release (phseg_v5): dropout and the ReLUs after the up-convolutions have no parameters; same "
+    "count as semseg's.",
+    "fpn_resnet50/101": "detectron2 (SemSegFPNHead) was not built; its ResNet's FrozenBatchNorm2d affine values "
+    "are buffers there, so its parameter count is semseg's less the backbone's BatchNorm weights and biases.",
 }
 
 
@@ -100,7 +180,25 @@ def rows(patterns: list[str] | None = None) -> list[dict[str, Any]]:
         diff = None if millions is None else 100 * (ours - millions) / millions
         if diff is not None and abs(diff) > 100 * TOLERANCE:
             note = f"DIFFERS by more than {100 * TOLERANCE:.0f}%: {note}"
-        out.append({"name": name, "classes": classes, "ours": ours, "published": millions, "diff": diff, "note": note})
+        reference, ref_note, ref_options = REFERENCE.get(name, (None, "", {}))
+        ours_as_ref = count_params(name, classes, {**options, **ref_options}) / 1e6 if ref_options else ours
+        if ref_options:
+            ref_note = f"{ref_note}; ours with {', '.join(f'{k}={v!r}' for k, v in ref_options.items())}"
+        ref_diff = None if reference is None else 100 * (ours_as_ref - reference) / reference
+        out.append(
+            {
+                "name": name,
+                "classes": classes,
+                "ours": ours,
+                "published": millions,
+                "diff": diff,
+                "reference": reference,
+                "ours_as_ref": ours_as_ref,
+                "ref_diff": ref_diff,
+                "ref_note": ref_note,
+                "note": note,
+            }
+        )
     return out
 
 
@@ -112,13 +210,29 @@ def markdown(table: list[dict[str, Any]], command: str) -> str:
         "default options unless the note names others; *published* is the count the paper (or the source in the note) gives for that class",
         f"count. Models without a published count are listed with {DEFAULT_CLASSES} classes.",
         "",
-        "| model | classes | ours (M) | published (M) | diff % | note |",
-        "|---|---:|---:|---:|---:|---|",
+        "*reference* is the parameter count of the reference code's model (the authors' release, or the library",
+        "whose weights semseg loads), counted by building that code outside this repository with random weights",
+        "(exact to the parameter, in millions with 6 decimals); *ours as ref.* is semseg's count with the options",
+        "that build the reference's form (the default unless the reference note names options). Networks whose",
+        "reference could not be built cheaply are listed after the table with their count computed from the",
+        "architecture.",
+        "",
+        "| model | classes | ours (M) | published (M) | diff % | reference (M) | ours as ref. (M) | ref. diff % "
+        "| reference | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in table:
         pub = "—" if r["published"] is None else f"{r['published']:.2f}"
         diff = "—" if r["diff"] is None else f"{r['diff']:+.2f}"
-        lines.append(f"| {r['name']} | {r['classes']} | {r['ours']:.2f} | {pub} | {diff} | {r['note']} |")
+        ref = "—" if r["reference"] is None else f"{r['reference']:.6f}"
+        as_ref = "—" if r["reference"] is None else f"{r['ours_as_ref']:.6f}"
+        ref_diff = "—" if r["ref_diff"] is None else f"{r['ref_diff']:+.4f}"
+        lines.append(
+            f"| {r['name']} | {r['classes']} | {r['ours']:.2f} | {pub} | {diff} | {ref} | {as_ref} | {ref_diff} "
+            f"| {r['ref_note']} | {r['note']} |"
+        )
+    lines += ["", "## References not built (count computed from the architecture)", ""]
+    lines += [f"- **{name}**: {text}" for name, text in COMPUTED_REFERENCE.items()]
     return "\n".join(lines) + "\n"
 
 

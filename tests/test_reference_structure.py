@@ -331,13 +331,14 @@ def test_fcn_at_once_scales_pool4_and_pool3() -> None:
 # HRNetV2 (HRNet/HRNet-Semantic-Segmentation lib/models/seg_hrnet.py) ----------------------------
 
 
-def test_hrnet_head_conv_has_bias_and_align_corners() -> None:
+def test_hrnet_head_conv_has_bias_and_resize_option() -> None:
     with torch.device("meta"):
         model = create_model("hrnetv2_w18", num_classes=19)
     assert "head.mix.0.bias" in model.state_dict()
-    assert model.align_corners and model.head.align_corners and model.backbone.stage2[0].align_corners
+    # The released experiments resize with align_corners=False (MODEL.ALIGN_CORNERS: False).
+    assert not (model.align_corners or model.head.align_corners or model.backbone.stage2[0].align_corners)
     assert "mix.0.bias" not in HRNetV2Head((4, 8), (4, 8), 3, bias=False).state_dict()
-    head = _randomise_bn(HRNetV2Head((4, 8), (4, 8), 3)).eval()
+    head = _randomise_bn(HRNetV2Head((4, 8), (4, 8), 3, align_corners=True)).eval()
     feats = [torch.randn(1, 4, 9, 11), torch.randn(1, 8, 5, 6)]
     up = F.interpolate(feats[1], size=(9, 11), mode="bilinear", align_corners=True)
     torch.testing.assert_close(head(feats), head.classifier(head.mix(torch.cat([feats[0], up], 1))))

@@ -36,7 +36,7 @@ PRE_2026_11_30_STRUCTURE: dict[str, dict[str, Any]] = {
     "deeplabv3plus_mobilenetv2": {"depthwise_relu": False, "final_conv": True},
     "fcn16s_vgg16": {"learn_upsampling": True},
     "fcn8s_vgg16": {"learn_upsampling": True},
-    "hrnetv2_w*": {"head_bias": False, "align_corners": False},
+    "hrnetv2_w*": {"head_bias": False},
     "unet": {"dropout_levels": 1, "upconv_relu": False},
     "efficientfcn_resnet*": {"deep_stem": False, "avg_down": False, "align_corners": False},
     "fpn_resnet*": {"dropout": 0.1},

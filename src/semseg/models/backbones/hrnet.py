@@ -101,8 +101,8 @@ class HRNet(nn.Module):
 
     Args:
         width: channels ``W`` of the highest-resolution branch: 18, 32 or 48.
-        align_corners: of the fusion's bilinear upsampling: ``True`` in the official
-            HRNet-Semantic-Segmentation code (``MODEL.ALIGN_CORNERS``), ``False`` in mmsegmentation.
+        align_corners: of the fusion's bilinear upsampling (``False`` in the official
+            HRNet-Semantic-Segmentation experiments and in mmsegmentation).
 
     Shape:
         ``(N, 3, H, W)`` -> 4 features at strides ``(4, 8, 16, 32)`` (sizes rounded up) with

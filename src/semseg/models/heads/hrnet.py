@@ -3,8 +3,8 @@ is upsampled bilinearly to the highest resolution, all are concatenated, mixed b
 conv-BN-ReLU (as wide as the concatenation) and classified by a 1x1 conv.
 
 As the released code (HRNet/HRNet-Semantic-Segmentation ``lib/models/seg_hrnet.py``,
-``last_layer``), the mixing conv has a bias (``bias=True``), which its checkpoints hold, and the
-upsampling uses ``align_corners=True`` (``MODEL.ALIGN_CORNERS`` in its ``lib/config/default.py``)."""
+``last_layer``), the mixing conv has a bias (``bias=True``), which its checkpoints hold; its
+upsampling is ``align_corners=False`` (``MODEL.ALIGN_CORNERS: False`` in its experiment configs)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class HRNetV2Head(nn.Module):
         num_classes: int,
         channels: int | None = None,
         bias: bool = True,
-        align_corners: bool = True,
+        align_corners: bool = False,
     ) -> None:
         super().__init__()
         total = sum(in_channels)
