@@ -27,11 +27,12 @@ class Format:
 
 
 def _registry() -> dict[str, Format]:
-    from semseg.convert import mmseg
+    from semseg.convert import hrnet, mmseg
 
     return {
         "torchvision": Format("torchvision", torchvision.SPECS, torchvision.detect),
         "mmseg": Format("mmseg", mmseg.SPECS, mmseg.detect, mmseg.class_names),
+        "hrnet": Format("hrnet", hrnet.SPECS, hrnet.detect),
     }
 
 
