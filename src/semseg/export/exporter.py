@@ -10,7 +10,7 @@ if that fails too, :class:`~semseg.errors.ExportError` names the op.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,7 +154,7 @@ def export_model(
         raise DataError(f"output folder not found: {out.parent}")
     if fmt == "onnx":
         for package in ("onnx", "onnxscript") if dynamo else ("onnx",):
-            if importlib.util.find_spec(package) is None:
+            if not _installed(package):
                 raise SemsegError(f'ONNX export needs {package}, which is not installed: pip install "semseg[onnx]"')
     model.eval()
     name = getattr(model, "model_name", None) or type(model).__name__
@@ -204,7 +204,7 @@ def _build(
         from semseg.export.to_onnx import onnx_bytes
 
         data = onnx_bytes(model, size, dynamic, opset, {**meta, "opset": opset}, dynamo=dynamo)
-        if importlib.util.find_spec("onnxruntime") is None:
+        if not _installed("onnxruntime"):
             return data, None
         from semseg.export.runtime import OnnxRuntimeModel
 
@@ -228,3 +228,11 @@ def _write(artifact: object, fmt: str, out: Path) -> None:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _installed(package: str) -> bool:
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        return False
+    return True

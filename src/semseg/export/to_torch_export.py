@@ -46,7 +46,9 @@ def load_program(path: str | Path) -> tuple[torch.export.ExportedProgram, dict[s
     ``program.module()(x)``."""
     extra = {EXTRA_FILE: ""}
     try:
-        program = torch.export.load(str(path), extra_files=extra)
+        with warnings.catch_warnings():  # "No complete tensor found in the group": CPU weights, harmless
+            warnings.simplefilter("ignore")
+            program = torch.export.load(str(path), extra_files=extra)
     except (OSError, RuntimeError, ValueError) as exc:
         raise ExportError(f"cannot read the torch.export archive {path}: {exc}") from None
     return program, parse_metadata(extra[EXTRA_FILE], str(path))
