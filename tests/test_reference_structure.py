@@ -25,6 +25,7 @@ from semseg.models.heads import efficientfcn as effn_module
 from semseg.models.heads.deeplabv3 import DeepLabV3Head
 from semseg.models.heads.efficientfcn import EfficientFCNHead
 from semseg.models.heads.encnet import ContextEncoding, EncHead
+from semseg.models.heads.fcn import FCNHead
 from semseg.models.heads.fcn_skip import FCNSkipHead
 from semseg.models.heads.hrnet import HRNetV2Head
 from semseg.models.heads.psp import PSPHead, PyramidPooling
@@ -434,3 +435,24 @@ def test_changed_options_are_recorded_and_old_checkpoints_rebuild_the_old_networ
         assert rebuilt.model_options == legacy_options(name, given)
     with torch.device("meta"):
         assert create_model("fcn_resnet18_d8", num_classes=3).model_options == {}
+
+
+# The forms mmsegmentation's checkpoints need (used by semseg.convert) ---------------------------
+
+
+def test_mmseg_forms_fcn_concat_head_aspp_3x3_projection_and_v1c_stems() -> None:
+    head = _randomise_bn(FCNHead((8, 16), (8, 8), 3, channels=4, num_convs=2, concat_input=True)).eval()
+    x = torch.randn(1, 16, 5, 5)
+    expected = head.classifier(head.concat(torch.cat([x, head.convs(x)], dim=1)))
+    torch.testing.assert_close(head([torch.randn(1, 8, 5, 5), x]), expected)
+    assert {k.split(".")[0] for k in head.state_dict()} == {"convs", "concat", "classifier"}
+    assert {k.split(".")[0] for k in FCNHead((8, 16), (8, 8), 3).state_dict()} == {"block", "classifier"}
+    v1c = {"deep_stem": True, "stem_width": 32}
+    with torch.device("meta"):
+        dl = create_model("deeplabv3_resnet50", num_classes=3, channels=512, project_kernel=3, **v1c)
+        fpn = create_model("fpn_resnet50", num_classes=3, **v1c)
+    assert dl.head.aspp.project[0][0].kernel_size == (3, 3) and dl.head.aspp.project[0][0].out_channels == 512
+    for model in (dl, fpn):
+        assert [m.out_channels for m in model.backbone.stem if isinstance(m, nn.Conv2d)] == [32, 32, 64]
+    with pytest.raises(ValueError, match="deep_stem=False"):
+        create_model("deeplabv3_resnet50", deep_stem=True, backbone_weights="imagenet")

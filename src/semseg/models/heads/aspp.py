@@ -43,6 +43,8 @@ class ASPP(nn.Module):
         image_pooling: include the image-level feature branch.
         dropout: after the projection (0.1 in the TF release, 0.5 in torchvision).
         depthwise_relu: ReLU after the separable branches' depthwise BN (the TF release).
+        project_kernel: kernel of the projection over the concatenated branches: 1 (paper,
+            torchvision) or 3 (mmsegmentation's ``ASPPHead`` ``bottleneck``).
     """
 
     def __init__(
@@ -54,14 +56,17 @@ class ASPP(nn.Module):
         image_pooling: bool = True,
         dropout: float = 0.1,
         depthwise_relu: bool = True,
+        project_kernel: int = 1,
     ) -> None:
         super().__init__()
+        if project_kernel not in (1, 3):
+            raise InvalidOptionError(f"project_kernel={project_kernel!r}; allowed: 1, 3")
         branches: list[nn.Module] = [ConvBNReLU(in_ch, out_ch, 1)]
         branches += [conv_bn_relu(in_ch, out_ch, r, separable, depthwise_relu) for r in rates]
         if image_pooling:
             branches.append(ImagePooling(in_ch, out_ch))
         self.branches = nn.ModuleList(branches)
-        self.project = nn.Sequential(ConvBNReLU(out_ch * len(branches), out_ch, 1), nn.Dropout(dropout))
+        self.project = nn.Sequential(ConvBNReLU(out_ch * len(branches), out_ch, project_kernel), nn.Dropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.project(torch.cat([b(x) for b in self.branches], dim=1))

@@ -33,6 +33,8 @@ class DeepLabV3Head(nn.Module):
 
     Args:
         form: ``"paper"`` or ``"torchvision"`` (see the module docstring).
+        channels: width of the ASPP branches and projection (256; mmsegmentation's heads: 512).
+        project_kernel: kernel of the ASPP projection (1; mmsegmentation: 3).
 
     Shape: last feature ``(N, C, H/os, W/os)`` -> logits ``(N, num_classes, H/os, W/os)``.
     """
@@ -46,6 +48,7 @@ class DeepLabV3Head(nn.Module):
         rates: Sequence[int] | None = None,
         image_pooling: bool = True,
         form: str = "paper",
+        project_kernel: int = 1,
     ) -> None:
         super().__init__()
         if form not in HEAD_FORMS:
@@ -53,7 +56,14 @@ class DeepLabV3Head(nn.Module):
         self.form = form
         self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
         dropout = 0.5 if form == "torchvision" else 0.1
-        self.aspp = ASPP(in_channels[-1], channels, self.rates, image_pooling=image_pooling, dropout=dropout)
+        self.aspp = ASPP(
+            in_channels[-1],
+            channels,
+            self.rates,
+            image_pooling=image_pooling,
+            dropout=dropout,
+            project_kernel=project_kernel,
+        )
         self.block = ConvBNReLU(channels, channels, 3) if form == "torchvision" else None
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
@@ -75,6 +85,7 @@ class DeepLabV3PlusHead(nn.Module):
         separable: depthwise-separable convs in ASPP and decoder (the paper's efficient variant).
         depthwise_relu: with ``separable``, a ReLU between each depthwise BN and its pointwise
             conv, as the released TF code's ``split_separable_conv2d`` (default); ``False`` has none.
+        project_kernel: kernel of the ASPP projection (1; mmsegmentation: 3).
         decoder_convs: number of 3x3 refinement convs. The paper's decoder ablation (Table 2)
             picks two 256-channel convs, our default; one is the lighter design some libraries
             ship (segmentation_models_pytorch's DeepLabV3Plus), and about 5% faster on CPU.
@@ -94,6 +105,7 @@ class DeepLabV3PlusHead(nn.Module):
         low_level_stride: int = 4,
         decoder_convs: int = 2,
         depthwise_relu: bool = True,
+        project_kernel: int = 1,
     ) -> None:
         super().__init__()
         if not isinstance(decoder_convs, int) or isinstance(decoder_convs, bool) or decoder_convs < 1:
@@ -101,7 +113,14 @@ class DeepLabV3PlusHead(nn.Module):
         self.low_index = index_of_stride(in_strides, low_level_stride, "DeepLabv3+ decoder")
         self.low_level_stride = low_level_stride
         self.rates = tuple(rates) if rates is not None else aspp_rates(in_strides[-1])
-        self.aspp = ASPP(in_channels[-1], channels, self.rates, separable=separable, depthwise_relu=depthwise_relu)
+        self.aspp = ASPP(
+            in_channels[-1],
+            channels,
+            self.rates,
+            separable=separable,
+            depthwise_relu=depthwise_relu,
+            project_kernel=project_kernel,
+        )
         self.reduce = ConvBNReLU(in_channels[self.low_index], low_level_channels, 1)
         widths = [channels + low_level_channels] + [channels] * decoder_convs
         self.refine = nn.Sequential(

@@ -60,6 +60,27 @@ def deep_stem_model(
     )
 
 
+def resnet_options(
+    family: str,
+    backbone: str,
+    deep_stem: bool,
+    stem_width: int,
+    dilate_first_block: bool,
+    backbone_weights: WeightsArg,
+) -> dict[str, object]:
+    """The ResNet options a builder passes on (see :class:`~semseg.models.backbones.resnet.ResNet`),
+    checked: a deep stem cannot take torchvision's ImageNet files, and non-ResNet backbones take
+    none of them."""
+    options = {"deep_stem": deep_stem, "stem_width": stem_width, "dilate_first_block": dilate_first_block}
+    if not backbone.startswith("resnet"):
+        return {}
+    if deep_stem and backbone_weights is not None:
+        raise InvalidOptionError(
+            f"{family}_{backbone}: backbone_weights fit the 7x7 ResNet stem; pass deep_stem=False to use them"
+        )
+    return options
+
+
 def dilated_model(
     backbone_name: str,
     head_factory: type[nn.Module],

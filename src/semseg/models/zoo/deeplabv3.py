@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from semseg.models.heads.deeplabv3 import DeepLabV3Head, DeepLabV3PlusHead
 from semseg.models.registry import register_model, register_variants
 from semseg.models.segmentor import SegmentationModel
-from semseg.models.zoo.common import WeightsArg, dilated_model
+from semseg.models.zoo.common import WeightsArg, dilated_model, resnet_options
 
 
 def deeplabv3(
@@ -25,11 +25,20 @@ def deeplabv3(
     aux_loss: bool = False,
     image_pooling: bool = True,
     head_form: str = "paper",
+    channels: int = 256,
+    project_kernel: int = 1,
+    deep_stem: bool = False,
+    stem_width: int = 32,
+    dilate_first_block: bool = False,
+    align_corners: bool = False,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """DeepLabv3 on a dilated ``backbone``: multi-grid in the last stage, ASPP (rates 6/12/18 at
     OS16, doubled at OS8) with image pooling, then the classifier (``head_form="paper"``) or a 3x3
-    conv and the classifier (``head_form="torchvision"``, torchvision's ``DeepLabHead``)."""
+    conv and the classifier (``head_form="torchvision"``, torchvision's ``DeepLabHead``).
+    ``channels``/``project_kernel``: ASPP width and projection kernel (mmsegmentation: 512 and 3);
+    ``deep_stem``, ``stem_width``, ``dilate_first_block``: the ResNet's (mmsegmentation's ResNetV1c:
+    ``deep_stem=True, stem_width=32``); ``align_corners``: of the output's resize."""
     return dilated_model(
         backbone,
         DeepLabV3Head,
@@ -38,8 +47,14 @@ def deeplabv3(
         multi_grid=multi_grid,
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
+        backbone_options=resnet_options(
+            "deeplabv3", backbone, deep_stem, stem_width, dilate_first_block, backbone_weights
+        ),
+        output_align_corners=align_corners,
         image_pooling=image_pooling,
         form=head_form,
+        channels=channels,
+        project_kernel=project_kernel,
     )
 
 
@@ -53,11 +68,19 @@ def deeplabv3plus(
     separable: bool = False,
     depthwise_relu: bool = True,
     decoder_convs: int = 2,
+    channels: int = 256,
+    project_kernel: int = 1,
+    deep_stem: bool = False,
+    stem_width: int = 32,
+    dilate_first_block: bool = False,
+    align_corners: bool = False,
     backbone_weights: WeightsArg = None,
 ) -> SegmentationModel:
     """DeepLabv3+ on a dilated ``backbone``: the DeepLabv3 encoder, then the decoder over the
     stride-4 feature (48-channel 1x1 reduction, ``decoder_convs`` 3x3 refinement convs).
-    ``depthwise_relu`` (with ``separable``): ReLU between each depthwise BN and pointwise conv."""
+    ``depthwise_relu`` (with ``separable``): ReLU between each depthwise BN and pointwise conv.
+    ``channels``, ``project_kernel``, ``deep_stem``, ``stem_width``, ``dilate_first_block``,
+    ``align_corners``: as :func:`deeplabv3`."""
     return dilated_model(
         backbone,
         DeepLabV3PlusHead,
@@ -66,9 +89,15 @@ def deeplabv3plus(
         multi_grid=multi_grid,
         aux_loss=aux_loss,
         backbone_weights=backbone_weights,
+        backbone_options=resnet_options(
+            "deeplabv3plus", backbone, deep_stem, stem_width, dilate_first_block, backbone_weights
+        ),
+        output_align_corners=align_corners,
         separable=separable,
         depthwise_relu=depthwise_relu,
         decoder_convs=decoder_convs,
+        channels=channels,
+        project_kernel=project_kernel,
     )
 
 
