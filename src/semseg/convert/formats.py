@@ -27,13 +27,14 @@ class Format:
 
 
 def _registry() -> dict[str, Format]:
-    from semseg.convert import hrnet, hszhao, mmseg
+    from semseg.convert import hrnet, hszhao, kazuto, mmseg
 
     return {
         "torchvision": Format("torchvision", torchvision.SPECS, torchvision.detect),
         "mmseg": Format("mmseg", mmseg.SPECS, mmseg.detect, mmseg.class_names),
         "hrnet": Format("hrnet", hrnet.SPECS, hrnet.detect),
         "hszhao": Format("hszhao", hszhao.SPECS, hszhao.detect),
+        "kazuto": Format("kazuto", kazuto.SPECS, kazuto.detect),
     }
 
 

@@ -19,8 +19,9 @@ from torch import Tensor
 from semseg.errors import CheckpointError
 from semseg.models import SegmentationModel, create_model
 
-Rule = tuple[str, str]
-"""``(pattern, replacement)`` for :func:`re.fullmatch` / :meth:`re.Match.expand` on one key."""
+Rule = tuple[str, str | Callable[[re.Match[str]], str]]
+"""``(pattern, replacement)`` for :func:`re.fullmatch` on one key: a template for
+:meth:`re.Match.expand`, or a function of the match (for renumbering, e.g. ``block3`` -> ``2``)."""
 
 Fix = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 """A tensor-level rearrangement applied after renaming (keys are semseg's)."""
@@ -59,7 +60,7 @@ def rename(key: str, rules: Sequence[Rule]) -> str:
     for pattern, replacement in rules:
         match = re.fullmatch(pattern, key)
         if match:
-            return match.expand(replacement)
+            return match.expand(replacement) if isinstance(replacement, str) else replacement(match)
     return key
 
 
