@@ -1,7 +1,7 @@
 """``semseg serve`` end to end, as a person uses it: the server started by the command on a free
 localhost port, the page driven in Debian's headless Chromium (Playwright). Upload a CamVid frame,
-see the overlay and the class shares (adding up to 100 %), switch a class off, then upload a text
-file and read the error on the page.
+see the overlay and the class shares (adding up to 100 %), switch a class off, set the opacity,
+then upload a text file and read the error on the page, then a file over the upload cap.
 
 Needs gradio, playwright (``pip install "semseg[e2e]"``) and ``/usr/bin/chromium``
 (``apt-get install chromium``, which ``.ci/run`` does where apt works); skipped with the reason
@@ -95,5 +95,13 @@ def test_upload_a_frame_see_overlay_and_shares_then_a_text_file(checkpoint: Path
         message = page.locator("#status").get_by_text("not an image")
         message.wait_for()
         assert "notes.txt is not an image" in message.inner_text()
+        assert page.locator("#overlay img").count() == 0
+
+        # Over the upload cap (--max-upload-mb 1): refused as it arrives, before semseg sees it.
+        big = tmp_path / "big.png"
+        big.write_bytes(bytes(1536 * 1024))
+        page.locator("#upload button[aria-label=Clear]").click()
+        upload(page, big)
+        page.get_by_text("exceed the maximum allowed size").first.wait_for()
         assert page.locator("#overlay img").count() == 0
         assert page.offsite == [], page.offsite  # nothing was fetched from outside the machine
