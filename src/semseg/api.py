@@ -121,7 +121,8 @@ def convert_checkpoint(
     overwrite: bool = False,
     num_classes: int | None = None,
 ) -> Path:
-    """Convert a torchvision or mmsegmentation checkpoint into a semseg checkpoint folder.
+    """Convert a published checkpoint (torchvision, mmsegmentation, the authors' releases) into a
+    semseg checkpoint folder.
 
     The weights are mapped onto the equivalent semseg network and loaded strictly; the folder
     (``model.safetensors`` + ``meta.json`` with classes, palette and normalisation) is what
@@ -130,7 +131,9 @@ def convert_checkpoint(
     Args:
         file: the foreign checkpoint (``.pth``/``.pt`` read with ``weights_only=True`` or an
             inert unpickler, or ``.safetensors``); never executed.
-        from_format: ``"torchvision"`` or ``"mmseg"``.
+        from_format: ``"torchvision"``, ``"mmseg"``, ``"hrnet"`` (HRNet-Semantic-Segmentation),
+            ``"hszhao"`` (hszhao/semseg's PSPNet) or ``"kazuto"`` (kazuto1011/deeplab-pytorch's
+            DeepLab v2).
         model: the source network (e.g. ``"deeplabv3_resnet101"``); default: recognised from the keys.
         out: the checkpoint folder to write; default ``<file stem>_semseg`` beside ``file``.
         overwrite: replace an existing checkpoint folder at ``out``.

@@ -130,9 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("file")
     w.add_argument("--backbone", default=None, help="backbone name (default: guessed from the file name)")
     wsub.add_parser("list", help="known ImageNet files and where they are found")
-    w = wsub.add_parser("convert", help="a torchvision or mmsegmentation checkpoint -> a semseg checkpoint folder")
+    w = wsub.add_parser("convert", help="a published checkpoint (torchvision, mmseg, authors') -> a semseg checkpoint")
     w.add_argument("file", help="the foreign checkpoint (.pth, .pt or .safetensors; never executed)")
-    w.add_argument("--from", dest="from_format", required=True, help="torchvision or mmseg")
+    w.add_argument(
+        "--from",
+        dest="from_format",
+        required=True,
+        help="torchvision, mmseg, hrnet (HRNet-Semantic-Segmentation), hszhao (hszhao/semseg PSPNet) or kazuto"
+        " (kazuto1011/deeplab-pytorch DeepLab v2)",
+    )
     w.add_argument("--model", default=None, help="the source network (default: recognised from the keys)")
     w.add_argument("--out", default=None, help="checkpoint folder to write (default: FILE_STEM_semseg beside FILE)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint folder at --out")
