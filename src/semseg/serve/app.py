@@ -140,6 +140,9 @@ def run_server(
             theme=gr.themes.Default(),
             footer_links=["gradio"],
         )
-    except OSError as exc:  # the port is taken, or the host is not an address of this machine
-        raise DataError(f"cannot serve on {host}:{port}: {exc}") from None
+    except OSError:  # Gradio's message names its own environment variables; say it in CLI terms
+        raise DataError(
+            f"cannot serve on {host}:{port}: the port is taken or {host} is not an address of this machine;"
+            " pass another --port or --host"
+        ) from None
     return app
