@@ -133,3 +133,15 @@ def test_bf16_autocast_close_to_fp32() -> None:
     p16 = bf16.probabilities(bf16.scores(image))
     assert float((p32 - p16).abs().max()) < 0.05
     assert float((p32.argmax(0) == p16.argmax(0)).float().mean()) >= 0.95
+
+
+def test_slide_batched_tiles_equal_one_at_a_time() -> None:
+    from semseg.inference import infer_slide
+
+    torch.manual_seed(0)
+    model = randomise_norms(create_model("fcn_resnet18_d8", num_classes=3)).eval()
+    x = torch.randn(2, 3, 50, 70)
+    with torch.inference_mode():
+        one = infer_slide(model, x, crop=32, stride=21)
+        for k in (2, 5, 100):
+            assert max_rel_diff(infer_slide(model, x, crop=32, stride=21, tile_batch=k), one) < 1e-5

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,6 +40,7 @@ def infer_slide(
     crop: Sequence[int] | int,
     stride: Sequence[int] | int | None = None,
     num_classes: int | None = None,
+    tile_batch: int = 1,
 ) -> Tensor:
     """Sliding-window logits ``(N, C, H, W)``: crops of size ``crop`` every ``stride`` pixels.
 
@@ -52,6 +54,9 @@ def infer_slide(
         stride: ``(h, w)`` or one int, positive and at most the crop (larger strides would skip
             pixels); default two thirds of the crop.
         num_classes: expected ``C``; checked against the model output when given.
+        tile_batch: windows per forward pass (stacked along the batch); 1 runs one at a time.
+            The logits are the same up to float rounding (eval-mode models treat each image of
+            a batch alike); more windows per pass use more memory and pay off mostly on GPUs.
     """
     _check_images(images, model)
     ch, cw = _pair(crop, "crop")
@@ -63,9 +68,14 @@ def infer_slide(
     ph, pw = padded.shape[-2:]
     logits: Tensor | None = None
     counts = images.new_zeros(1, 1, ph, pw)
-    for y in _starts(ph, ch, sh):
-        for x in _starts(pw, cw, sw):
-            out = _forward(model, padded[:, :, y : y + ch, x : x + cw])
+    if isinstance(tile_batch, bool) or not isinstance(tile_batch, int) or tile_batch < 1:
+        raise InvalidOptionError(f"tile_batch={tile_batch!r}; expected a positive integer")
+    windows = [(y, x) for y in _starts(ph, ch, sh) for x in _starts(pw, cw, sw)]
+    for first in range(0, len(windows), tile_batch):
+        group = windows[first : first + tile_batch]
+        crops = [padded[:, :, y : y + ch, x : x + cw] for y, x in group]
+        outs = _forward(model, crops[0] if len(crops) == 1 else torch.cat(crops)).split(n)
+        for (y, x), out in zip(group, outs, strict=True):
             if logits is None:
                 if num_classes is not None and out.shape[1] != num_classes:
                     raise DataError(f"model returned {out.shape[1]} classes; num_classes={num_classes}")
