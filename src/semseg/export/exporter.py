@@ -216,7 +216,7 @@ def _build(
 
 
 def _write(artifact: object, fmt: str, out: Path) -> None:
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.stem}.tmp{out.suffix}")  # the suffix kept: torch.export.save wants .pt2
     try:
         if fmt == "onnx":
             tmp.write_bytes(artifact)  # type: ignore[arg-type]
