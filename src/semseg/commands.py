@@ -499,8 +499,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``semseg serve --model M``: the demo page on ``--host:--port`` until Ctrl-C."""
+    from semseg.models import list_models
     from semseg.serve.app import run_server
 
+    if not Path(args.model).exists() and args.model in list_models():  # a network name: random weights
+        print(f"semseg: warning: {args.model} is an untrained model (random classifier)", file=sys.stderr)
     run_server(
         args.model,
         host=args.host,
