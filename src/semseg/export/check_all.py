@@ -2,7 +2,7 @@
 
     python -m semseg.export.check_all [--formats onnx,torch-export] [--models 'fcn*'] > docs/export.md
 
-Each network is built with random weights (3 classes), exported at ``--size`` (default 96x96:
+Each network is built with random weights (3 classes; zero-initialised layers randomised), exported at ``--size`` (default 96x96:
 large enough for PSPNet's fixed-size fallback, whose stride-8 map must divide into its 1, 2, 3
 and 6 bins) and compared with PyTorch on two inputs: 1x3xHxW, and 2x3x(H+32)x(W+16) where the
 export takes any size (2x3xHxW where it takes one size only). Errors are the largest absolute
@@ -26,10 +26,22 @@ from semseg.export.exporter import ATOL, RTOL, SUFFIX, ExportReport, export_mode
 from semseg.models import create_model, list_models
 
 
+def random_model(name: str, num_classes: int = 3) -> torch.nn.Module:
+    """``name`` with random weights in eval mode, its zero-initialised layers (FCN's score layers
+    start at zero, as the authors' do) given small random values: an all-zero output would match
+    any export."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=num_classes).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dtype.is_floating_point and p.dim() > 1 and not p.any():
+                p.normal_(0.0, 0.01)
+    return model
+
+
 def check_one(name: str, fmt: str, size: tuple[int, int], folder: Path) -> ExportReport | str:
     """The report of one export, or the error message when there is none."""
-    torch.manual_seed(0)
-    model = create_model(name, num_classes=3).eval()
+    model = random_model(name)
     try:
         return export_model(model, folder / f"{name}{SUFFIX[fmt]}", fmt=fmt, size=size, overwrite=True)
     except ExportError as exc:
@@ -50,7 +62,7 @@ def _row(name: str, result: ExportReport | str, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--formats", default="onnx,torch-export")
-    parser.add_argument("--models", default="*", help="fnmatch pattern of model names")
+    parser.add_argument("--models", default="*", help="fnmatch patterns of model names, comma-separated")
     parser.add_argument("--size", type=int, nargs=2, default=[96, 96], metavar=("H", "W"))
     args = parser.parse_args(argv)
     size = (args.size[0], args.size[1])
@@ -65,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         f"2x3x{'x'.join(map(str, second_size(size)))} (2x3x{size[0]}x{size[1]} for a fixed-size export). "
         f"Tolerance: max abs error <= {ATOL:g} + {RTOL:g} * max |PyTorch logit|.\n"
     )
-    names = [n for n in list_models() if fnmatch.fnmatch(n, args.models)]
+    names = [n for n in list_models() if any(fnmatch.fnmatch(n, p) for p in args.models.split(","))]
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):
             print(f"### {fmt}\n")
