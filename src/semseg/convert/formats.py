@@ -27,7 +27,7 @@ class Format:
 
 
 def _registry() -> dict[str, Format]:
-    from semseg.convert import hrnet, hszhao, kazuto, mmseg
+    from semseg.convert import encoding, hrnet, hszhao, kazuto, mmseg
 
     return {
         "torchvision": Format("torchvision", torchvision.SPECS, torchvision.detect),
@@ -35,6 +35,7 @@ def _registry() -> dict[str, Format]:
         "hrnet": Format("hrnet", hrnet.SPECS, hrnet.detect),
         "hszhao": Format("hszhao", hszhao.SPECS, hszhao.detect),
         "kazuto": Format("kazuto", kazuto.SPECS, kazuto.detect),
+        "encoding": Format("encoding", encoding.SPECS, encoding.detect),
     }
 
 
