@@ -1,0 +1,716 @@
+"""One benchmark suite, one command: every speed table of semseg next to its peers, written to
+``docs/benchmarks.md``.
+
+    python benchmarks/run_all.py                          # everything, CPU (and CUDA when present)
+    python benchmarks/run_all.py --quick --out /tmp/b.md  # smoke test: tiny sizes, one repeat
+    python benchmarks/run_all.py --sections crf,data --archs deeplabv3,fcn
+
+Sections (``--sections``): ``models`` (semseg vs torchvision / segmentation_models_pytorch: train
+step images/s, inference latency at batch 1, throughput at batch 8, peak memory), ``confusion``
+(confusion matrix vs torchmetrics), ``crf`` (dense CRF vs pydensecrf2, idle and with one competing
+busy process started by this script), ``slide`` (sliding window, batched tiles vs one at a time),
+``data`` (decode + paired augmentation per worker on real CamVid vs torchvision's reference
+segmentation transforms, reimplemented here with Pillow as that reference does them).
+
+Every table runs its compared rows interleaved (A, B, C, A, B, C, ...) in the same process, so
+load from other processes hits all of them alike, reports the median, and prints the ratio to
+the peer with the goal it is held to; a missed goal says "MISSED". Peers that are not installed
+are skipped with a line saying so (``pip install -e ".[bench]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+SECTIONS = ("models", "confusion", "crf", "slide", "data")
+GOALS = {
+    "infer_shipped": 1.5,
+    "infer_same": 1.2,
+    "train": 1.1,
+    "data": 1.5,
+    "crf_idle": 1.5,
+    "crf_loaded": 1.0,
+}
+NUM_CLASSES = 19
+SLIDE_MODEL = "deeplabv3plus_mobilenetv2"
+CAMVID = Path(os.environ.get("SEMSEG_CAMVID", ROOT.parent / "shared" / "data" / "camvid"))
+
+
+# ----------------------------------------------------------------------------- timing helpers
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function, the functions called in turn ``repeats`` times."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(ts: list[float]) -> float:
+    return statistics.median(ts)
+
+
+def verdict(ratio: float, goal: float) -> str:
+    return f"{ratio:.2f}x (goal {goal:.1f}x: {'met' if ratio >= goal else 'MISSED'})"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture both semseg and a peer build, with the same encoder and output stride."""
+
+    key: str
+    title: str
+    semseg: dict[str, Any]
+    peer: str  # "tv:<fn>" or "smp:<Class>:<encoder>[:os8]"
+    note: str = ""
+
+
+ARCHS = [
+    Arch(
+        "deeplabv3",
+        "DeepLabv3 ResNet-50 OS8",
+        {"name": "deeplabv3_resnet50", "output_stride": 8},
+        "tv:deeplabv3_resnet50",
+    ),
+    Arch("fcn", "FCN ResNet-50 OS8", {"name": "fcn_resnet50_d8"}, "tv:fcn_resnet50"),
+    Arch(
+        "deeplabv3plus",
+        "DeepLabv3+ ResNet-50 OS16",
+        {"name": "deeplabv3plus_resnet50", "separable": True, "decoder_convs": 1},
+        "smp:DeepLabV3Plus:resnet50",
+        "both: separable ASPP, one separable decoder conv (smp's design)",
+    ),
+    Arch(
+        "deeplabv3plus_mnv2",
+        "DeepLabv3+ MobileNetV2 OS16",
+        {"name": "deeplabv3plus_mobilenetv2"},
+        "smp:DeepLabV3Plus:mobilenet_v2",
+        "semseg's decoder as shipped; smp's separable design",
+    ),
+    Arch("unet", "U-Net ResNet-34", {"name": "unet_resnet34"}, "smp:Unet:resnet34"),
+    Arch("fpn", "FPN ResNet-50", {"name": "fpn_resnet50"}, "smp:FPN:resnet50"),
+    Arch(
+        "pspnet",
+        "PSPNet ResNet-50 OS8",
+        {"name": "pspnet_resnet50", "deep_stem": False, "bottleneck_kernel": 1},
+        "smp:PSPNet:resnet50:os8",
+        "both: dilated OS8, 7x7 stem, 1x1 bottleneck",
+    ),
+]
+
+
+def build_semseg(spec: dict[str, Any]) -> nn.Module:
+    from semseg import create_model
+
+    return create_model(num_classes=NUM_CLASSES, **spec)
+
+
+def build_peer(peer: str) -> nn.Module:
+    kind, *rest = peer.split(":")
+    if kind == "semseg":  # a stand-in peer for the suite's own tests (tiny, no peer package)
+        return build_semseg({"name": rest[0], "channels_last": False})
+    if kind == "tv":
+        import torchvision
+
+        fn = getattr(torchvision.models.segmentation, rest[0])
+        return fn(weights=None, weights_backbone=None, num_classes=NUM_CLASSES, aux_loss=False)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import segmentation_models_pytorch as smp
+
+    cls, encoder = rest[0], rest[1]
+    if len(rest) > 2 and rest[2] == "os8":
+        model = getattr(smp, cls)(encoder, encoder_weights=None, classes=NUM_CLASSES, encoder_depth=5, upsampling=8)
+        model.encoder.make_dilated(output_stride=8)
+        return model
+    return getattr(smp, cls)(encoder, encoder_weights=None, classes=NUM_CLASSES)
+
+
+def logits_of(out: Any) -> torch.Tensor:
+    if isinstance(out, dict):
+        return out["out"]
+    if isinstance(out, tuple):
+        return out[0]
+    return getattr(out, "logits", out)
+
+
+@dataclass
+class Variant:
+    """A model prepared for one row: how it is built, laid out and run."""
+
+    name: str
+    model: nn.Module
+    channels_last: bool
+    precision: str
+    inference: Callable[[], Any] = field(default=lambda: torch.no_grad())
+
+
+def prepare_variants(arch: Arch, device: torch.device, precision: str) -> dict[str, Variant]:
+    """semseg as shipped (fast path: folded BN, its layout, ``precision`` autocast, inference
+    mode); the peer as it ships (fp32, NCHW, ``no_grad``); the peer given semseg's layout and
+    precision by hand (channels-last, same autocast, inference mode)."""
+    from semseg.inference.fastpath import fast_inference_model
+
+    ours = build_semseg(arch.semseg).to(device).eval()
+    ours_nhwc = next(m for m in ours.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    shipped = fast_inference_model(ours)
+    peer = build_peer(arch.peer).to(device).eval()
+    peer_same = build_peer(arch.peer).to(device).eval()
+    peer_same.load_state_dict(peer.state_dict())
+    if ours_nhwc:
+        peer_same = peer_same.to(memory_format=torch.channels_last)
+    return {
+        "semseg (shipped: fast path)": Variant("semseg", shipped, ours_nhwc, precision, torch.inference_mode),
+        "peer as shipped (fp32, NCHW)": Variant("peer", peer, False, "fp32"),
+        "peer, semseg's layout + precision": Variant(
+            "peer_same", peer_same, ours_nhwc, precision, torch.inference_mode
+        ),
+    }
+
+
+def infer_fn(v: Variant, x: torch.Tensor, device: torch.device) -> Callable[[], None]:
+    from semseg.precision import autocast
+
+    x = x.contiguous(memory_format=torch.channels_last) if v.channels_last else x
+
+    def run() -> None:
+        with v.inference(), autocast(v.precision, device):
+            logits_of(v.model(x))
+        _sync(device)
+
+    return run
+
+
+def train_fn(model: nn.Module, x: torch.Tensor, precision: str, device: torch.device) -> Callable[[], None]:
+    from semseg.precision import autocast
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+    target = torch.randint(0, NUM_CLASSES, (x.shape[0], *x.shape[-2:]), device=device)
+
+    def step() -> None:
+        with autocast(precision, device):
+            out = logits_of(model(x))
+        loss = F.cross_entropy(out.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+
+    return step
+
+
+_MEMORY_CHILD = """
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+import run_all
+from semseg.bench import peak_rss_mb
+a = json.loads(sys.argv[2])
+arch = next(x for x in run_all.ARCHS if x.key == a["arch"])
+device = torch.device(a["device"])
+variant = run_all.prepare_one(arch, a["variant"], device, a["precision"])
+if device.type == "cuda":
+    torch.cuda.reset_peak_memory_stats(device)
+base = peak_rss_mb()
+x = torch.randn(1, 3, a["size"], a["size"], device=device)
+run_all.infer_fn(variant, x, device)()
+peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
+print(json.dumps({"peak": peak, "base": base}))
+"""
+
+
+def prepare_one(arch: Arch, key: str, device: torch.device, precision: str) -> Variant:
+    """Only one variant (the memory subprocess must not hold the others)."""
+    from semseg.inference.fastpath import fast_inference_model
+
+    if key == "semseg":
+        ours = build_semseg(arch.semseg).to(device).eval()
+        nhwc = next(m for m in ours.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        return Variant("semseg", fast_inference_model(ours), nhwc, precision, torch.inference_mode)
+    return Variant("peer", build_peer(arch.peer).to(device).eval(), False, "fp32")
+
+
+def peak_memory(arch: Arch, key: str, device: torch.device, size: int, precision: str) -> str:
+    """Peak memory of one batch-1 inference in a fresh process: resident set on CPU (includes
+    the Python and torch runtime), ``max_memory_allocated`` on CUDA."""
+    arg = json.dumps({"arch": arch.key, "variant": key, "device": str(device), "size": size, "precision": precision})
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(HERE), arg], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        return "failed"
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return f"{data['peak']:.0f}"
+
+
+def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
+    from semseg.precision import autocast_dtype
+
+    size, repeats = args.size, args.repeats
+    precision = "auto"
+    dtype = autocast_dtype(precision, device)
+    lines = [
+        f"## Models on {device.type.upper()}: semseg vs torchvision / segmentation_models_pytorch",
+        "",
+        f"Input {size}x{size}, {NUM_CLASSES} classes, random weights; median of {repeats} interleaved repeats after "
+        f"one warm-up. semseg as shipped = the inference fast path of `semseg predict`/`eval` (batch norm folded, "
+        f"the model's default layout, autocast `{precision}` = {dtype or 'float32'} here, `inference_mode`). "
+        "Peers as they ship: fp32, NCHW, `no_grad`. Train step (batch 2: forward, cross-entropy, backward, SGD) "
+        "for both in semseg's layout and precision. Peak memory: one batch-1 inference in a fresh process "
+        "(resident set on CPU, including the runtime).",
+        "",
+        "| architecture | row | latency b1 (ms) | throughput b8 (img/s) | train b2 (img/s) | peak mem b1 (MiB) |"
+        " vs peer as shipped (b1 / b8) | vs peer same layout + precision (b1 / b8 / train) |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    archs = [a for a in ARCHS if not args.archs or a.key in args.archs]
+    for arch in archs:
+        print(f"[models] {arch.title} on {device}", file=sys.stderr, flush=True)
+        try:
+            variants = prepare_variants(arch, device, precision)
+        except ImportError as exc:
+            lines.append(f"| {arch.title} | skipped: {exc} | | | | | | |")
+            continue
+        x1 = torch.randn(1, 3, size, size, device=device)
+        x8 = torch.randn(args.batch, 3, size, size, device=device)
+        b1 = interleaved({k: infer_fn(v, x1, device) for k, v in variants.items()}, repeats)
+        b8 = interleaved({k: infer_fn(v, x8, device) for k, v in variants.items()}, max(1, repeats // 2))
+        train: dict[str, list[float]] = {}
+        if not args.no_train:
+            ours_train = build_semseg(arch.semseg).to(device).train()
+            nhwc = variants["semseg (shipped: fast path)"].channels_last
+            peer_train = build_peer(arch.peer).to(device).train()
+            if nhwc:
+                peer_train = peer_train.to(memory_format=torch.channels_last)
+            x2 = torch.randn(2, 3, size, size, device=device)
+            x2 = x2.contiguous(memory_format=torch.channels_last) if nhwc else x2
+            train = interleaved(
+                {
+                    "semseg (shipped: fast path)": train_fn(ours_train, x2, precision, device),
+                    "peer, semseg's layout + precision": train_fn(peer_train, x2, precision, device),
+                },
+                max(1, repeats // 2),
+            )
+            del ours_train, peer_train
+        keys = {"semseg (shipped: fast path)": "semseg", "peer as shipped (fp32, NCHW)": "peer"}
+        med1 = {k: median(t) for k, t in b1.items()}
+        med8 = {k: args.batch / median(t) for k, t in b8.items()}
+        medt = {k: 2 / median(t) for k, t in train.items()}
+        ours = "semseg (shipped: fast path)"
+        for k in variants:
+            mem = peak_memory(arch, keys[k], device, size, precision) if (k in keys and not args.no_memory) else ""
+            tr = f"{medt[k]:.3f}" if k in medt else ""
+            vs_ship = vs_same = ""
+            if k == ours:
+                peer, same = "peer as shipped (fp32, NCHW)", "peer, semseg's layout + precision"
+                vs_ship = (
+                    f"{verdict(med1[peer] / med1[ours], GOALS['infer_shipped'])} / "
+                    f"{verdict(med8[ours] / med8[peer], GOALS['infer_shipped'])}"
+                )
+                vs_same = (
+                    f"{verdict(med1[same] / med1[ours], GOALS['infer_same'])} / "
+                    f"{verdict(med8[ours] / med8[same], GOALS['infer_same'])}"
+                )
+                if same in medt:
+                    vs_same += f" / {verdict(medt[ours] / medt[same], GOALS['train'])}"
+            peer_name = arch.peer.split(":")[0].replace("tv", "torchvision")
+            row = k.replace("peer", peer_name)
+            lines.append(
+                f"| {arch.title} | {row} | {1000 * med1[k]:.1f} | {med8[k]:.3f} | {tr} | {mem} | {vs_ship} | {vs_same} |"
+            )
+        if arch.note:
+            lines.append(f"| | *{arch.note}* | | | | | | |")
+        del variants
+    return lines
+
+
+# ----------------------------------------------------------------------------- confusion matrix
+
+
+def section_confusion(args: argparse.Namespace) -> list[str]:
+    from semseg.metrics import ConfusionMatrix
+
+    lines = ["## Confusion matrix vs torchmetrics", ""]
+    try:
+        from torchmetrics.classification import MulticlassConfusionMatrix
+    except ImportError:
+        return [*lines, 'skipped: torchmetrics is not installed (`pip install -e ".[bench]"`).']
+    n, h, w = (2, 64, 64) if args.quick else (8, 512, 512)
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, NUM_CLASSES, (n, h, w), generator=g)
+    target[torch.rand(target.shape, generator=g) < 0.1] = 255
+    pred = torch.where(torch.rand(target.shape, generator=g) < 0.7, target.clamp(max=NUM_CLASSES - 1), target % 7)
+    ours = ConfusionMatrix(NUM_CLASSES)
+    peer = MulticlassConfusionMatrix(NUM_CLASSES, ignore_index=255)
+    peer_fast = MulticlassConfusionMatrix(NUM_CLASSES, ignore_index=255, validate_args=False)
+    ours.update(pred, target)
+    peer.update(pred, target)
+    same = torch.equal(ours.mat.long(), peer.confmat.long())
+    times = interleaved(
+        {
+            "semseg ConfusionMatrix.update": lambda: ours.update(pred, target),
+            "torchmetrics MulticlassConfusionMatrix (default)": lambda: peer.update(pred, target),
+            "torchmetrics (validate_args=False)": lambda: peer_fast.update(pred, target),
+        },
+        args.repeats * 3,
+    )
+    base = median(times["semseg ConfusionMatrix.update"])
+    lines += [
+        f"{n}x{h}x{w} int64 labels, {NUM_CLASSES} classes, 10% ignored (255); counts identical: {same}. "
+        f"Median of {args.repeats * 3} interleaved calls.",
+        "",
+        "| implementation | ms per update | Mpixel/s | semseg speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, ts in times.items():
+        m = median(ts)
+        lines.append(f"| {name} | {1000 * m:.2f} | {pred.numel() / m / 1e6:.1f} | {m / base:.2f}x |")
+    return lines
+
+
+# ----------------------------------------------------------------------------- dense CRF
+
+
+@contextlib.contextmanager
+def busy_process() -> Iterator[None]:
+    """One competing process spinning on a core for the duration (a stand-in for a training
+    run or a data worker)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def section_crf(args: argparse.Namespace) -> list[str]:
+    from crf_speed import load_inputs, ours_fn, pydensecrf_fn
+
+    width, height = (120, 90) if args.quick else (480, 360)
+    image, probs, source = load_inputs(width, height, 11)
+    ref = pydensecrf_fn(image, probs, 10)
+    lines = ["## Dense CRF vs pydensecrf2, idle and with one competing busy process", ""]
+    if ref is None:
+        return [*lines, 'skipped: pydensecrf2 is not installed (`pip install -e ".[bench]"`).']
+    threads = torch.get_num_threads()
+    rows = {
+        "pydensecrf2 (C++, 1 thread)": ref,
+        f"semseg dense_crf, CPU (torch default {threads} threads; the lattice runs in 1)": ours_fn(
+            image, probs, 10, "cpu", threads
+        ),
+    }
+    agree = float((rows[list(rows)[1]]().argmax(0) == ref().argmax(0)).mean())
+    results = {}
+    for condition in ("idle", "loaded"):
+        with busy_process() if condition == "loaded" else contextlib.nullcontext():
+            load = os.getloadavg()[0]
+            results[condition] = (interleaved(rows, args.repeats * 2), load)
+    lines += [
+        f"{width}x{height}, 11 labels, 10 mean-field iterations, DeepLab parameters; image: {source}; "
+        f"labels equal to pydensecrf2 on {100 * agree:.2f}% of pixels. 'loaded': one `python -c \"while True: pass\"` "
+        f"started by the suite competes for the {os.cpu_count()} cores. Median of {args.repeats * 2} interleaved runs. "
+        "The Gaussian kernel's lattice depends only on the image size and is cached after the first call (as in "
+        "any run over a dataset of one image size); pydensecrf2 rebuilds it every call.",
+        "",
+        "| condition | implementation | median s | fastest s | semseg speed-up (goal) |",
+        "|---|---|---:|---:|---|",
+    ]
+    for condition, (times, load) in results.items():
+        med = {k: median(t) for k, t in times.items()}
+        ref_name, ours_name = list(times)
+        goal = GOALS["crf_idle"] if condition == "idle" else GOALS["crf_loaded"]
+        for name, ts in times.items():
+            speed = verdict(med[ref_name] / med[ours_name], goal) if name == ours_name else ""
+            lines.append(f"| {condition} (load avg {load:.2f}) | {name} | {med[name]:.3f} | {min(ts):.3f} | {speed} |")
+    return lines
+
+
+# ----------------------------------------------------------------------------- sliding window
+
+
+def section_slide(args: argparse.Namespace, device: torch.device) -> list[str]:
+    from semseg import create_model
+    from semseg.inference import infer_slide
+    from semseg.inference.fastpath import fast_inference_model
+    from semseg.precision import autocast
+
+    name = SLIDE_MODEL
+    h, w, crop = (96, 128, 64) if args.quick else (720, 960, 512)
+    model = fast_inference_model(create_model(name, num_classes=NUM_CLASSES).to(device).eval())
+    x = torch.randn(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
+    stride = 2 * crop // 3
+    n_windows = len(range(0, max(h - crop, 0) + stride, stride)) * len(range(0, max(w - crop, 0) + stride, stride))
+
+    def run(k: int) -> Callable[[], None]:
+        def fn() -> None:
+            with torch.inference_mode(), autocast("auto", device):
+                infer_slide(model, x, crop=crop, stride=stride, tile_batch=k)
+            _sync(device)
+
+        return fn
+
+    rows = {
+        "one tile at a time (tile_batch=1, default)": run(1),
+        "4 tiles per pass": run(4),
+        "all tiles in one pass": run(64),
+    }
+    times = interleaved(rows, args.repeats)
+    base = median(times[next(iter(rows))])
+    lines = [
+        f"## Sliding window on {device.type.upper()}: batched tiles vs one at a time",
+        "",
+        f"{name} (fast path, autocast auto), image {h}x{w}, crop {crop}, stride {stride} (about {n_windows} windows); "
+        f"median of {args.repeats} interleaved runs.",
+        "",
+        "| tiles per forward pass | median s | speed vs one at a time |",
+        "|---|---:|---:|",
+    ]
+    for row, ts in times.items():
+        lines.append(f"| {row} | {median(ts):.3f} | {base / median(ts):.2f}x |")
+    return lines
+
+
+# ----------------------------------------------------------------------------- data pipeline
+
+
+class ReferenceTransforms:
+    """The behaviour of torchvision's ``references/segmentation`` training transforms, with
+    Pillow as they use it: random resize of the pair (bilinear image, nearest mask), pad with 0
+    / 255 where smaller than the crop, random crop, horizontal flip, to tensor, float in [0, 1],
+    normalise. Written here from their documented behaviour (not copied)."""
+
+    def __init__(self, crop: tuple[int, int], scale: tuple[float, float]) -> None:
+        self.crop, self.scale = crop, scale
+        self.mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+        self.std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+    def __call__(self, image_path: Path, mask_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image, ImageOps
+
+        image = Image.open(image_path).convert("RGB")
+        mask = Image.open(mask_path)
+        s = random.uniform(*self.scale)
+        size = (max(1, round(image.width * s)), max(1, round(image.height * s)))
+        image = image.resize(size, Image.BILINEAR)
+        mask = mask.resize(size, Image.NEAREST)
+        ch, cw = self.crop
+        if image.height < ch or image.width < cw:
+            pad = (0, 0, max(cw - image.width, 0), max(ch - image.height, 0))
+            image = ImageOps.expand(image, pad, fill=0)
+            mask = ImageOps.expand(mask, pad, fill=255)
+        top, left = random.randint(0, image.height - ch), random.randint(0, image.width - cw)
+        image = image.crop((left, top, left + cw, top + ch))
+        mask = mask.crop((left, top, left + cw, top + ch))
+        if random.random() < 0.5:
+            image, mask = image.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
+        img = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+        return (img - self.mean) / self.std, torch.from_numpy(np.array(mask)).long()
+
+
+def section_data(args: argparse.Namespace) -> list[str]:
+    from semseg.data import build_dataset
+    from semseg.data.transforms import Normalize, train_transform
+
+    lines = ["## Data pipeline per worker: decode + paired augmentation on real CamVid", ""]
+    if not (CAMVID / "train.txt").is_file():
+        return [*lines, f"skipped: CamVid not found at {CAMVID} (set SEMSEG_CAMVID)."]
+    crop, scale = (288, 288), (0.5, 2.0)
+    dataset = build_dataset("camvid", str(CAMVID), "train", transform=train_transform(crop, scale))
+    count = 6 if args.quick else 48
+    indices = list(range(count))
+    reference = ReferenceTransforms(crop, scale)
+    normalize = Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    pairs = [dataset.pairs[i] for i in indices]
+
+    def ours() -> None:
+        for i in indices:
+            dataset[i]
+
+    def ours_normalized() -> None:
+        for i in indices:
+            normalize(*dataset[i])
+
+    def peer() -> None:
+        for image_path, mask_path in pairs:
+            reference(Path(image_path), Path(mask_path))
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # one worker = one process with one thread, as DataLoader workers run
+    try:
+        times = interleaved(
+            {
+                "torchvision reference transforms (Pillow; float, normalised)": peer,
+                "semseg dataset + train_transform (uint8, as the trainer takes it)": ours,
+                "semseg + per-sample Normalize (same output as the reference)": ours_normalized,
+            },
+            args.repeats,
+        )
+    finally:
+        torch.set_num_threads(before)
+    ref_name = next(iter(times))
+    ref_rate = count / median(times[ref_name])
+    lines += [
+        f"{count} CamVid train pairs (480x360 PNG) per pass: decode image and mask, random scale {scale[0]}-{scale[1]}, "
+        f"crop {crop[0]}x{crop[1]} (pad 0 / ignore 255), flip. One process, one thread (one DataLoader worker). "
+        f"Median of {args.repeats} interleaved passes. The semseg trainer normalises the uint8 batch on the device; "
+        "the reference normalises each sample in the worker.",
+        "",
+        "| pipeline | images/s per worker | vs reference (goal) |",
+        "|---|---:|---|",
+    ]
+    for name, ts in times.items():
+        rate = count / median(ts)
+        vs = "" if name == ref_name else verdict(rate / ref_rate, GOALS["data"])
+        lines.append(f"| {name} | {rate:.1f} | {vs} |")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def versions() -> str:
+    out = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
+    for mod in ("torchvision", "segmentation_models_pytorch", "torchmetrics", "numpy"):
+        try:
+            out.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            out.append(f"{mod} (not installed)")
+    try:
+        from importlib.metadata import version
+
+        out.append(f"pydensecrf2 {version('pydensecrf2')}")
+    except Exception:  # not installed
+        out.append("pydensecrf2 (not installed)")
+    return ", ".join(out)
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def header(args: argparse.Namespace) -> list[str]:
+    from semseg.precision import autocast_dtype
+
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    bf16 = autocast_dtype("auto", "cpu") is not None
+    return [
+        "# Benchmarks: semseg next to its peers",
+        "",
+        f"Produced by `python benchmarks/run_all.py {' '.join(args.argv)}` at {when}.",
+        "",
+        f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, native bf16 on CPU: {bf16}; GPU: {gpu}.",
+        f"- Versions: {versions()}.",
+        f"- Settings: {torch.get_num_threads()} torch threads, load average at the start "
+        f"{os.getloadavg()[0]:.2f}; repeats {args.repeats}; sections {', '.join(args.sections)}"
+        + (" (QUICK smoke run: tiny sizes, figures meaningless)" if args.quick else "")
+        + ".",
+        f"- Goals (ratio to the peer, same run): inference {GOALS['infer_shipped']}x as shipped and "
+        f"{GOALS['infer_same']}x given the same layout and precision, train step {GOALS['train']}x, data pipeline "
+        f"{GOALS['data']}x per worker, dense CRF {GOALS['crf_idle']}x idle and {GOALS['crf_loaded']}x with one busy "
+        "process. A missed goal reads MISSED.",
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repeat: a smoke test")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated of {', '.join(SECTIONS)}")
+    parser.add_argument("--archs", default="", help="comma-separated of " + ", ".join(a.key for a in ARCHS))
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=8, help="throughput batch")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-train", action="store_true", help="skip the train-step columns")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown file, or - to print"
+    )
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    args.sections = [s for s in args.sections.split(",") if s]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; allowed: {', '.join(SECTIONS)}")
+    args.archs = [a for a in args.archs.split(",") if a]
+    if args.quick:
+        args.size, args.batch, args.repeats = 64, 2, 1
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    lines = header(args)
+    for section in args.sections:
+        started = time.perf_counter()
+        if section == "models":
+            for device in devices:
+                lines += section_models(args, device)
+                lines.append("")
+        elif section == "slide":
+            for device in devices:
+                lines += section_slide(args, device)
+                lines.append("")
+        else:
+            lines += {"confusion": section_confusion, "crf": section_crf, "data": section_data}[section](args)
+        lines += ["", f"*({section}: {time.perf_counter() - started:.0f} s)*", ""]
+        print("\n".join(lines[-40:]), flush=True)
+        if section != args.sections[-1]:  # what is measured so far survives an interrupted run
+            _write(args.out, [*lines, "*(run in progress: later sections not measured yet)*"])
+    _write(args.out, lines)
+    return 0
+
+
+def _write(out: Path, lines: list[str]) -> None:
+    text = "\n".join(lines).rstrip() + "\n"
+    if str(out) == "-":
+        print(text)
+        return
+    from semseg.engine.files import write_atomic
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
