@@ -16,10 +16,10 @@ def run_export(args: argparse.Namespace) -> int:
     the report (file, dynamic axes, parity on two input sizes)."""
     from semseg.api import load_model
     from semseg.models import list_models
-    from semseg.pretrained import list_shipped
 
     source = str(args.model)
-    random_weights = not Path(source).exists() and source not in list_shipped() and source in list_models()
+    # A registered network's name (shipped models have other names): built with random weights.
+    random_weights = not Path(source).exists() and source in list_models()
     if args.num_classes is not None and not random_weights:
         raise ConfigError(f"--num-classes is for a registered network; {source} fixes its classes")
     if len(args.size) != 2:
