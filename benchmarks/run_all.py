@@ -665,6 +665,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--batch", type=int, default=8, help="throughput batch")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads for every row (0: torch's default). On a machine other jobs keep busy, 1 avoids "
+        "OpenMP threads waiting for each other (measured 40x slower small ops with 2 threads under load)",
+    )
     parser.add_argument("--no-train", action="store_true", help="skip the train-step columns")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument(
@@ -679,6 +686,9 @@ def main(argv: list[str] | None = None) -> int:
     args.archs = [a for a in args.archs.split(",") if a]
     if args.quick:
         args.size, args.batch, args.repeats = 64, 2, 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the peak-memory subprocesses
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     lines = header(args)
     for section in args.sections:
