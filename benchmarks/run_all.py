@@ -302,7 +302,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
         " vs peer as shipped (b1 / b8) | vs peer same layout + precision (b1 / b8 / train) |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    archs = [a for a in ARCHS if not args.archs or a.key in args.archs]
+    archs = [a for key in args.archs for a in ARCHS if a.key == key] if args.archs else ARCHS
     for arch in archs:
         print(f"[models] {arch.title} on {device}", file=sys.stderr, flush=True)
         try:
