@@ -20,7 +20,7 @@ from semseg.data import SAMPLE_ROOT
 from semseg.engine.checkpoint import checkpoint_meta, save_checkpoint
 from semseg.errors import DataError, ExportError
 from semseg.export import OnnxRuntimeModel, export_model, load_program
-from semseg.export.exporter import ATOL, RTOL
+from semseg.export.exporter import ATOL, RTOL, compare
 from semseg.export.metadata import AXES
 
 pytest.importorskip("onnx", reason='the onnx extra is not installed: pip install "semseg[onnx]"')
@@ -176,3 +176,18 @@ def test_backend_needs_the_extra_and_an_export(
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'pip install "semseg[onnx]"' in err
+
+
+def test_an_export_that_fails_at_the_second_size_is_a_mismatch() -> None:
+    """The --dynamo SegNet graph ran at its export size and raised in ONNX Runtime at another
+    (ScatterND index out of range): a failure to run is a failed check, not a crash."""
+    model = _tiny()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 64:
+            raise RuntimeError("ScatterND: invalid indice found")
+        return model(x)
+
+    first, second = compare(model, run, [(1, 64, 64), (2, 96, 80)])
+    assert first.ok and first.error is None
+    assert not second.ok and "ScatterND" in (second.error or "")

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from semseg.errors import DataError, ExportError, InvalidOptionError, SemsegError, allowed
-from semseg.export.failure import failing_op
+from semseg.export.failure import failing_op, first_line
 from semseg.export.metadata import AXES, model_metadata
 from semseg.export.to_onnx import example_input
 
@@ -38,12 +38,13 @@ MIN_SIDE = 32
 class Parity:
     """One comparison of the export with PyTorch: input shape ``(N, B, H, W)``, the largest
     absolute difference of the logits, that over the largest absolute PyTorch logit, and whether
-    it is within the tolerance."""
+    it is within the tolerance (``error``: why there is no number)."""
 
     shape: tuple[int, ...]
     max_abs: float
     max_rel: float
     ok: bool
+    error: str | None = None  # the export failed to run, or gave another shape
 
 
 @dataclass
@@ -97,9 +98,16 @@ def compare(model: nn.Module, run: Callable[[Tensor], Tensor], shapes: Sequence[
         x = example_input(model, (h, w), batch=n)
         with torch.no_grad():
             ref = model(x)
-            got = run(x)
+            try:
+                got = run(x)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # a graph valid at one size only can fail at run time elsewhere
+                out.append(Parity(tuple(x.shape), float("inf"), float("inf"), False, first_line(exc)))
+                continue
         if tuple(got.shape) != tuple(ref.shape):
-            out.append(Parity(tuple(x.shape), float("inf"), float("inf"), False))
+            error = f"output {tuple(got.shape)}, PyTorch {tuple(ref.shape)}"
+            out.append(Parity(tuple(x.shape), float("inf"), float("inf"), False, error))
             continue
         max_abs = float((got.float() - ref.float()).abs().max())
         scale = float(ref.abs().max())
@@ -176,14 +184,12 @@ def export_model(
             checks = compare(model, run, check_shapes(size, dynamic))
             if not checks[0].ok:
                 raise ExportError(
-                    f"{name}: the {fmt} export differs from PyTorch at {size[0]}x{size[1]} "
-                    f"(max abs {checks[0].max_abs:.2e}, max rel {checks[0].max_rel:.2e})"
+                    f"{name}: the {fmt} export differs from PyTorch at {size[0]}x{size[1]} ({_how(checks[0])})"
                 )
             if not all(c.ok for c in checks):
                 bad = next(c for c in checks if not c.ok)
                 reasons.append(
-                    f"the dynamic-size graph differs from PyTorch at {bad.shape[2]}x{bad.shape[3]} "
-                    f"(max abs {bad.max_abs:.2e})"
+                    f"the dynamic-size graph differs from PyTorch at {bad.shape[2]}x{bad.shape[3]} ({_how(bad)})"
                 )
                 continue
         _write(artifact, fmt, out)
@@ -192,6 +198,10 @@ def export_model(
     exporter = "torch.export" if fmt == "torch-export" else ("ONNX dynamo exporter" if dynamo else "ONNX exporter")
     hint = "; the torch.export-based exporter may manage it: --dynamo" if fmt == "onnx" and not dynamo else ""
     raise ExportError(f"{name} cannot be exported with the {exporter}: {reasons[-1]}{hint}")
+
+
+def _how(check: Parity) -> str:
+    return check.error or f"max abs {check.max_abs:.2e}, max rel {check.max_rel:.2e}"
 
 
 def _build(
