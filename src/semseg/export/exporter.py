@@ -196,7 +196,11 @@ def export_model(
         static = reasons[0] if dynamic != AXES else None
         return ExportReport(out, fmt, dynamic, static, checks, time.perf_counter() - start, note)
     exporter = "torch.export" if fmt == "torch-export" else ("ONNX dynamo exporter" if dynamo else "ONNX exporter")
-    hint = "; the torch.export-based exporter may manage it: --dynamo" if fmt == "onnx" and not dynamo else ""
+    hint = ""
+    if "adaptive_avg_pool2d" in reasons[-1]:  # ONNX pools adaptively only at a size the bins divide
+        hint = "; pass a --size whose feature map its bins divide (PSPNet: sides that are multiples of 48)"
+    elif fmt == "onnx" and not dynamo:
+        hint = "; the torch.export-based exporter may manage it: --dynamo"
     raise ExportError(f"{name} cannot be exported with the {exporter}: {reasons[-1]}{hint}")
 
 
