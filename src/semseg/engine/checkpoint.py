@@ -26,7 +26,7 @@ from torch import nn
 
 from semseg.engine.lock import LOCK_NAME, is_stale, read_lock
 from semseg.errors import CheckpointError
-from semseg.models import SegmentationModel, create_model
+from semseg.models import SegmentationModel, create_model, legacy_options
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -55,6 +55,9 @@ def model_from_meta(meta: dict[str, Any]) -> SegmentationModel:
     metadata. Checkpoints written before the layout was saved get the model's default layout."""
     try:
         options = {k: v for k, v in meta["model_options"].items() if k not in ("backbone_weights", "channels_last")}
+        # A checkpoint from before the structures followed the released code names fewer options:
+        # it rebuilds as the network it was trained as.
+        options = legacy_options(meta["model_name"], options)
         layout = meta.get("channels_last", meta["model_options"].get("channels_last"))
         model = create_model(meta["model_name"], num_classes=meta["num_classes"], channels_last=layout, **options)
         model.set_metadata(meta["class_names"], meta["palette"], meta["mean"], meta["std"])

@@ -40,7 +40,7 @@ from semseg.engine.sync_bn import convert_sync_batchnorm
 from semseg.engine.tensorboard import TensorBoardLog
 from semseg.errors import CheckpointError, ConfigError
 from semseg.losses.criterion import SegmentationCriterion
-from semseg.models import SegmentationModel, create_model
+from semseg.models import SegmentationModel, create_model, legacy_options
 from semseg.models.registry import default_channels_last
 
 
@@ -116,7 +116,13 @@ def build_run(
     ckpt: Path | None = None
     if resume is not None:
         ckpt = find_checkpoint(resume)
-        cfg = apply_resume_overrides(saved_config(read_meta(ckpt)["config"]), resume_overrides)
+        meta = read_meta(ckpt)
+        cfg = apply_resume_overrides(saved_config(meta["config"]), resume_overrides)
+        # Rebuild the structure the checkpoint was trained as: the options it recorded (an older
+        # checkpoint's completed with the defaults of its time), not today's defaults.
+        saved = {k: v for k, v in meta.get("model_options", {}).items() if k != "channels_last"}
+        recorded = legacy_options(cfg.model.name, saved)
+        cfg.model.options = {**recorded, **cfg.model.options}
         state = load_state(ckpt)
         run_dir = ckpt.parent.parent
     else:
