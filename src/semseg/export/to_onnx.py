@@ -69,7 +69,7 @@ def onnx_bytes(
             proto = program.model_proto  # type: ignore[union-attr]
         else:
             buffer = io.BytesIO()
-            with _native_stderr_discarded():
+            with _native_output_discarded():
                 _torchscript_export(model, size, axes, opset, buffer)
             proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
@@ -94,17 +94,21 @@ def _torchscript_export(
 
 
 @contextlib.contextmanager
-def _native_stderr_discarded() -> Iterator[None]:
-    """File descriptor 2 pointed at /dev/null: when the TorchScript exporter fails it writes the
-    whole graph (thousands of lines) to the process's stderr from C++; the error we raise names
-    the op instead."""
+def _native_output_discarded() -> Iterator[None]:
+    """File descriptors 1 and 2 pointed at /dev/null: when the TorchScript exporter fails it
+    writes the whole graph (thousands of lines) to the process's stdout from C++; the error we
+    raise names the op instead."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(1), os.dup(2)]
     try:
         with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
             yield
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
