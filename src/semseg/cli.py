@@ -1,5 +1,5 @@
 """The ``semseg`` command line: train | eval | predict | list-models | bench | weights | data |
-report | summary | serve.
+report | summary | export | serve.
 
 User errors (``SemsegError``: a missing file, an unknown model or config key, ...) print one line
 ``semseg: error: ...`` and exit with code 2, without a traceback.
