@@ -132,8 +132,8 @@ def convert_checkpoint(
         file: the foreign checkpoint (``.pth``/``.pt`` read with ``weights_only=True`` or an
             inert unpickler, or ``.safetensors``); never executed.
         from_format: ``"torchvision"``, ``"mmseg"``, ``"hrnet"`` (HRNet-Semantic-Segmentation),
-            ``"hszhao"`` (hszhao/semseg's PSPNet) or ``"kazuto"`` (kazuto1011/deeplab-pytorch's
-            DeepLab v2).
+            ``"hszhao"`` (hszhao/semseg's PSPNet), ``"encoding"`` (PyTorch-Encoding's EncNet) or
+            ``"kazuto"`` (kazuto1011/deeplab-pytorch's DeepLab v2).
         model: the source network (e.g. ``"deeplabv3_resnet101"``); default: recognised from the keys.
         out: the checkpoint folder to write; default ``<file stem>_semseg`` beside ``file``.
         overwrite: replace an existing checkpoint folder at ``out``.

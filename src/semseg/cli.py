@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="from_format",
         required=True,
-        help="torchvision, mmseg, hrnet (HRNet-Semantic-Segmentation), hszhao (hszhao/semseg PSPNet) or kazuto"
-        " (kazuto1011/deeplab-pytorch DeepLab v2)",
+        help="torchvision, mmseg, hrnet (HRNet-Semantic-Segmentation), hszhao (hszhao/semseg PSPNet), encoding"
+        " (PyTorch-Encoding EncNet) or kazuto (kazuto1011/deeplab-pytorch DeepLab v2)",
     )
     w.add_argument("--model", default=None, help="the source network (default: recognised from the keys)")
     w.add_argument("--out", default=None, help="checkpoint folder to write (default: FILE_STEM_semseg beside FILE)")

@@ -1,5 +1,5 @@
 """Foreign checkpoints (torchvision, mmsegmentation 1.x, and the authors' releases of HRNet,
-PSPNet and DeepLab v2) mapped onto semseg models, loaded strictly, and saved as semseg
+PSPNet, EncNet and DeepLab v2) mapped onto semseg models, loaded strictly, and saved as semseg
 checkpoints; see ``docs/convert.md``.
 
 Example::
