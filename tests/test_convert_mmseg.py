@@ -49,6 +49,9 @@ def assert_same(ours: torch.Tensor, ref: torch.Tensor) -> None:
     ("name", "source"),
     [
         ("pspnet_r50-d8_cityscapes", "pspnet_r50-d8"),
+        ("fcn_r50-d8_cityscapes", "fcn_r50-d8"),
+        ("deeplabv3_r50-d8_cityscapes", "deeplabv3_r50-d8"),
+        ("deeplabv3plus_r50-d8_cityscapes", "deeplabv3plus_r50-d8"),
         ("encnet_r50-d8_cityscapes", "encnet_r50-d8"),
         # Input 32x64: mmseg's HRNet upsamples each fused branch by 2^k, then resizes to the
         # target size; semseg resizes once; the two agree on inputs that are multiples of 32.
@@ -71,27 +74,9 @@ def test_mmseg_outputs_reproduced(name: str, source: str, tmp_path: Path) -> Non
 # Families whose mmseg form semseg cannot build yet: (fixture, source, what semseg lacks).
 PENDING = [
     (
-        "fcn_r50-d8_cityscapes",
-        "fcn_r50-d8",
-        "fcn_resnet50_d8 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
-        " align_corners) nor its FCNHead (num_convs=2, concat_input, channels=512)",
-    ),
-    (
-        "deeplabv3_r50-d8_cityscapes",
-        "deeplabv3_r50-d8",
-        "deeplabv3_resnet50 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
-        " align_corners) nor its ASPPHead (channels=512, a 3x3 bottleneck: project_kernel=3)",
-    ),
-    (
-        "deeplabv3plus_r50-d8_cityscapes",
-        "deeplabv3plus_r50-d8",
-        "deeplabv3plus_resnet50 has neither mmseg's ResNetV1c stem (deep_stem, stem_width, dilate_first_block,"
-        " align_corners) nor its separable ASPP head (channels=512, project_kernel=3)",
-    ),
-    (
         "fpn_r50_cityscapes",
         "fpn_r50",
-        "fpn_resnet50 has no deep_stem/stem_width option (mmseg's Semantic FPN uses the ResNetV1c 32-32-64 stem)",
+        "fpn_resnet50 has GroupNorm in its scale heads (the paper's); mmseg's FPNHead has BatchNorm (norm='batch')",
     ),
 ]
 

@@ -57,9 +57,8 @@ _FPN: list[Rule] = [
     (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
 ]
 
-# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out].
-# semseg's FCNHead has one conv and no concatenation; the targets below are the keys a
-# ``num_convs``/``concat_input`` FCNHead would have (docs/convert.md).
+# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out]
+# (semseg's FCNHead with ``num_convs=2, concat_input=True``).
 _FCN: list[Rule] = [
     *_conv_module(r"decode_head\.convs\.(\d)", r"head.convs.\1"),
     *_conv_module(r"decode_head\.conv_cat", "head.concat"),
@@ -68,8 +67,8 @@ _FCN: list[Rule] = [
 ]
 
 # mmseg's ASPPHead: image pooling first in the concatenation, then the 1x1 and three 3x3
-# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg: a 1x1
-# ``project``; needs ``channels=512, project_kernel=3``).
+# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg's ASPP with
+# ``channels=512, project_kernel=3``; its projection is 1x1 by default).
 _ASPP: list[Rule] = [
     *_conv_module(r"decode_head\.image_pool\.1", "head.aspp.branches.4.1"),
     *_conv_module(r"decode_head\.aspp_modules\.0", "head.aspp.branches.0"),
@@ -156,9 +155,8 @@ _FPN: list[Rule] = [
     (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
 ]
 
-# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out].
-# semseg's FCNHead has one conv and no concatenation; the targets below are the keys a
-# ``num_convs``/``concat_input`` FCNHead would have (docs/convert.md).
+# mmseg's FCNHead of the -d8 FCNs: two 3x3 ConvModules, then ``conv_cat`` over [input, convs out]
+# (semseg's FCNHead with ``num_convs=2, concat_input=True``).
 _FCN: list[Rule] = [
     *_conv_module(r"decode_head\.convs\.(\d)", r"head.convs.\1"),
     *_conv_module(r"decode_head\.conv_cat", "head.concat"),
@@ -167,8 +165,8 @@ _FCN: list[Rule] = [
 ]
 
 # mmseg's ASPPHead: image pooling first in the concatenation, then the 1x1 and three 3x3
-# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg: a 1x1
-# ``project``; needs ``channels=512, project_kernel=3``).
+# branches (512 channels), then a 3x3 ``bottleneck`` over the concatenation (semseg's ASPP with
+# ``channels=512, project_kernel=3``; its projection is 1x1 by default).
 _ASPP: list[Rule] = [
     *_conv_module(r"decode_head\.image_pool\.1", "head.aspp.branches.4.1"),
     *_conv_module(r"decode_head\.aspp_modules\.0", "head.aspp.branches.0"),
@@ -242,7 +240,7 @@ for _depth in (50, 101):
         rules=_FCN,
         classifier="decode_head.conv_seg.weight",
         aux_prefix="auxiliary_head.",
-        summary=f"mmseg fcn_r{_depth}-d8: two 3x3 convs and conv_cat over the input (needs num_convs, concat_input)",
+        summary=f"mmseg fcn_r{_depth}-d8: ResNetV1c, two 3x3 convs and conv_cat over the input",
     )
     SPECS[f"deeplabv3_r{_depth}-d8"] = ModelSpec(
         model=f"deeplabv3_resnet{_depth}",
@@ -251,7 +249,7 @@ for _depth in (50, 101):
         fixes=(_pool_last,),
         classifier="decode_head.conv_seg.weight",
         aux_prefix="auxiliary_head.",
-        summary=f"mmseg deeplabv3_r{_depth}-d8: 512-channel ASPP, 3x3 bottleneck (needs channels, project_kernel)",
+        summary=f"mmseg deeplabv3_r{_depth}-d8: ResNetV1c, 512-channel ASPP, 3x3 bottleneck",
     )
     SPECS[f"deeplabv3plus_r{_depth}-d8"] = ModelSpec(
         model=f"deeplabv3plus_resnet{_depth}",
@@ -260,13 +258,13 @@ for _depth in (50, 101):
         fixes=(_pool_last,),
         classifier="decode_head.conv_seg.weight",
         aux_prefix="auxiliary_head.",
-        summary=f"mmseg deeplabv3plus_r{_depth}-d8: separable 512-channel ASPP and decoder (needs channels, project_kernel)",
+        summary=f"mmseg deeplabv3plus_r{_depth}-d8: ResNetV1c, separable 512-channel ASPP and decoder",
     )
-    # Needs fpn_resnet* with mmseg's ResNetV1c 32-32-64 deep stem (deep_stem, stem_width): semseg's
-    # Semantic FPN has the 7x7 stem only (docs/convert.md).
+    # Needs batch norm in the scale heads (``norm="batch"``): semseg's Semantic FPN has the paper's
+    # GroupNorm there, mmseg's FPNHead BatchNorm (docs/convert.md).
     SPECS[f"fpn_r{_depth}"] = ModelSpec(
         model=f"fpn_resnet{_depth}",
-        options={"dropout": 0.1, "deep_stem": True, "stem_width": 32},
+        options={"dropout": 0.1, "deep_stem": True, "stem_width": 32, "norm": "batch"},
         rules=_FPN,
         classifier="decode_head.conv_seg.weight",
         summary=f"mmseg fpn_r{_depth}: ResNetV1c deep stem at OS32, FPN neck, FPNHead (128 channels)",
