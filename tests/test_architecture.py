@@ -37,8 +37,10 @@ ALLOWED: dict[str, set[str]] = {
     "convert": {"constants", "errors", "models", "engine"},
     "api": {"constants", "errors", "models", "data", "inference", "engine", "pretrained", "convert"},
     # ONNX / torch.export and the web demo sit beside the commands, above api.
-    "export": {"constants", "errors", "precision", "models", "inference", "engine", "api"},
-    "serve": {"constants", "errors", "precision", "models", "data", "metrics", "inference", "viz", "engine", "api"},
+    "export": {"constants", "errors", "precision", "models", "inference", "engine", "pretrained", "api"},
+    "serve": {
+        "constants", "errors", "precision", "models", "data", "metrics", "inference", "viz", "engine", "pretrained", "api",
+    },  # fmt: skip
     "commands": REPORT_MAY_IMPORT | {"report", "summary", "pretrained", "convert", "export", "serve"},
     # Reports may use what commands may, except cli, commands itself and the summary.
     "report": REPORT_MAY_IMPORT,
