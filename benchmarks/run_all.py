@@ -607,6 +607,38 @@ def section_data(args: argparse.Namespace) -> list[str]:
 
 # ----------------------------------------------------------------------------- the report
 
+NOTES = {
+    "models": [
+        "Notes: semseg as shipped against the peers as they ship gains from bf16 autocast on a CPU with native "
+        "bf16 (AMX), channels-last and folded batch norm together. Against the peers given the same layout and "
+        "precision by hand, what is left is the folded batch norm (one pass over each feature map fewer), a few "
+        "percent, since the convolutions dominate: the 1.2x goal needs fused conv + ReLU kernels (oneDNN post-ops "
+        "through `torch.compile` or IPEX), not yet in the fast path. The train step (no fast path: training "
+        "needs its batch norm) is not ahead of the peers in the same layout and precision; where the time goes "
+        "(layout conversions, aux heads, the head design) is still to be profiled.",
+    ],
+    "crf": [
+        "Notes: `dense_crf` now runs its lattice in one CPU thread (`torch.set_num_threads(1)` inside, restored "
+        "after): with OpenMP each of its thousands of small ops ends in a barrier, and with another process on a "
+        "core every barrier waits for a descheduled thread (measured 6x slower than one thread on the busy 2-core "
+        "machine). Building the lattices is about half of the time (the bilateral lattice's sort and neighbour "
+        "search); the idle goal needs that build faster still: deduplicating the points of one simplex before "
+        "the sort, or a hash table in a compiled kernel.",
+    ],
+    "slide": [
+        "Notes: on a CPU the convolutions already use every thread on one tile, so stacking tiles only grows the "
+        "working set; `tile_batch` stays 1 by default and is for GPUs, where one tile does not fill the device "
+        "(not measured: no GPU was lent).",
+    ],
+    "data": [
+        "Notes: PNG decoding (zlib) is most of the time of both pipelines and both resize with vectorised uint8 "
+        "kernels (Pillow's and PyTorch's), so the per-worker ratio stays near 1 whatever the augmentation costs. "
+        "What would close the 1.5x goal: not decoding every epoch (semseg's in-memory cache of decoded uint8 "
+        "pairs, `data.cache`) and cropping before resizing (for scales above 1 most of the resized image is "
+        "thrown away by the crop).",
+    ],
+}
+
 
 def versions() -> str:
     out = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
@@ -703,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append("")
         else:
             lines += {"confusion": section_confusion, "crf": section_crf, "data": section_data}[section](args)
-        lines += ["", f"*({section}: {time.perf_counter() - started:.0f} s)*", ""]
+        lines += ["", *NOTES.get(section, []), "", f"*({section}: {time.perf_counter() - started:.0f} s)*", ""]
         print("\n".join(lines[-40:]), flush=True)
         if section != args.sections[-1]:  # what is measured so far survives an interrupted run
             _write(args.out, [*lines, "*(run in progress: later sections not measured yet)*"])
