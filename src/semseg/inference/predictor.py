@@ -101,6 +101,8 @@ class Predictor:
         a model in eval mode, as a training-mode model's batch norm uses batch statistics)."""
         if not self.fast or self.model.training or getattr(self.model, "inference_only", False):
             return self.model
+        if next(self.model.parameters(), None) is None:  # a runtime backend: nothing to fold
+            return self.model
         # Parameter/buffer version counters move on every in-place update (optimizer step,
         # load_state_dict): a changed model gets a fresh copy.
         version = sum(t._version for t in (*self.model.parameters(), *self.model.buffers()))
