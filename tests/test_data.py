@@ -71,10 +71,12 @@ def test_bad_trees_name_the_culprit(tmp_path: Path, setup, message: str) -> None
         ds[0]
 
 
-def test_unknown_dataset_and_missing_root() -> None:
+def test_unknown_dataset_and_missing_root(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=r"allowed: sample, camvid, folder, voc, ade20k, cityscapes$"):
         build_dataset("imagenet", "/tmp", "train")
-    with pytest.raises(ConfigError, match=r"data\.root is required"):
+    monkeypatch.chdir(tmp_path)  # no ./data/camvid here
+    monkeypatch.delenv("SEMSEG_DATA", raising=False)
+    with pytest.raises(ConfigError, match=r"no data\.root given for dataset 'camvid'"):
         build_dataset("camvid", None, "train")
 
 
