@@ -41,7 +41,9 @@ ALLOWED: dict[str, set[str]] = {
     "serve": {
         "constants", "errors", "precision", "models", "data", "metrics", "inference", "viz", "engine", "pretrained", "api",
     },  # fmt: skip
-    "commands": REPORT_MAY_IMPORT | {"report", "summary", "pretrained", "convert", "export", "serve"},
+    # `predict` on a video file: frames through the predictor into an overlay video (PyAV).
+    "video": {"constants", "errors", "inference", "viz", "engine"},
+    "commands": REPORT_MAY_IMPORT | {"report", "summary", "pretrained", "convert", "export", "serve", "video"},
     # Reports may use what commands may, except cli, commands itself and the summary.
     "report": REPORT_MAY_IMPORT,
     "summary": {"constants", "errors", "models"},

@@ -101,7 +101,7 @@ def test_globs_and_the_images_per_second_line(run: Path, tmp_path: Path, capsys:
     ("inputs", "message"),
     [
         (["nothing/*.png"], "no images match 'nothing/*.png'"),
-        (["clip.mp4"], "video input is not supported yet"),
+        (["a.png", "clip.mp4"], "pass videos or images to one predict, not both"),
     ],
 )
 def test_bad_inputs_are_one_line(

@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)
 
-    p = sub.add_parser("predict", help="write label maps and colour overlays for images")
-    p.add_argument("images", nargs="+", help="image files, folders or glob patterns ('frames/*.png')")
+    p = sub.add_parser("predict", help="write label maps and colour overlays for images or videos")
+    p.add_argument(
+        "images", nargs="+", help="image files, folders or glob patterns ('frames/*.png'); or video files (needs PyAV)"
+    )
     p.add_argument(
         "--model", required=True, help="a run or checkpoint folder, a shipped model (camvid), or a registered network"
     )
@@ -95,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace earlier predictions of the same names")
     p.add_argument("--masks", default=None, help="folder of ground-truth masks (same stems): adds a panel per image")
     p.add_argument("--probs", action="store_true", help="also save class probabilities (float16 .npy, C x H x W)")
+    p.add_argument(
+        "--frames",
+        action="store_true",
+        help="video inputs: also save each frame's label PNG as OUT/<stem>/<stem>_000001.png",
+    )
     p.add_argument(
         "--backend",
         choices=["torch", "onnxruntime"],

@@ -155,8 +155,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = load_onnx_model(args.model)
     else:
         model = load_model(args.model)  # first: an unknown model name is the first thing to say
-    paths = expand_inputs(args.images)
     out = Path(args.out)
+    videos = _video_inputs(args)
+    paths = [] if videos else expand_inputs(args.images)
     masks: dict[str, Path] = {}
     if args.masks:
         if not Path(args.masks).is_dir():
@@ -168,7 +169,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         }
         if not masks:
             raise DataError(f"no masks (.png, .bmp, .tif) in {args.masks}")
-    _check_prediction_outputs(paths, out, args.overwrite)
+    if videos:
+        from semseg.video import check_video_outputs
+
+        check_video_outputs(videos, out, args.frames, args.overwrite)
+    else:
+        _check_prediction_outputs(paths, out, args.overwrite)
     if not Path(args.model).exists() and args.model not in list_shipped():  # a network name: random weights
         print(
             f"semseg: warning: {args.model} is an untrained model (random classifier); "
@@ -182,6 +188,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise DataError(f"cannot make the output folder {out}: {exc.strerror}") from None
     names, palette = model.class_names or [], model.palette or []
     start = time.perf_counter()
+    if videos:
+        from semseg.video import predict_video
+
+        count = 0
+        for video in videos:
+            n = predict_video(
+                video,
+                predictor,
+                palette,
+                out,
+                binary=model.is_binary,
+                frames=args.frames,
+                progress=not args.no_progress,
+            )
+            count += n
+            print(f"{video}: {n} frame(s) -> {out / (video.stem + '_overlay.mp4')}")
+        seconds = time.perf_counter() - start
+        print(f"{count} frame(s) in {seconds:.1f} s ({count / max(seconds, 1e-9):.2f} images/s) -> {out}")
+        return 0
     for path in tqdm(paths, desc="predict", disable=len(paths) < 2 or args.no_progress):
         image = read_image(path)
         scores = predictor.scores(image)
@@ -216,6 +241,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
+def _video_inputs(args: argparse.Namespace) -> list[Path]:
+    """The videos among ``predict``'s inputs (then all of them must be videos), checked for
+    PyAV and for image-only options; ``[]`` for images."""
+    videos = [Path(item) for item in args.images if Path(item).suffix.lower() in VIDEO_SUFFIXES]
+    if not videos:
+        if getattr(args, "frames", False):
+            raise ConfigError("--frames is for video inputs (.mp4, .avi, .mov, .mkv, .webm)")
+        return []
+    if len(videos) < len(args.images):
+        raise DataError("pass videos or images to one predict, not both")
+    if args.masks or args.probs:
+        raise ConfigError("--masks and --probs are for images, not videos")
+    from semseg.video import require_av
+
+    require_av()
+    return videos
+
+
 def expand_inputs(items: list[str]) -> list[Path]:
     """Image paths from files, folders (their images, sorted) and glob patterns (``'frames/*.png'``)."""
     from semseg.data.folder import IMAGE_SUFFIXES
@@ -226,8 +269,7 @@ def expand_inputs(items: list[str]) -> list[Path]:
         path = Path(item)
         if path.suffix.lower() in VIDEO_SUFFIXES:
             raise DataError(
-                f"{item}: video input is not supported yet; extract its frames "
-                f"(e.g. ffmpeg -i {path.name} frames/%05d.png) and pass the folder"
+                f"{item}: a video is predicted on its own (semseg predict {path.name} --model M), not among images"
             )
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file())
