@@ -38,9 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"constants", "errors", "models", "data", "inference", "engine", "pretrained", "convert"},
     # ONNX / torch.export and the web demo sit beside the commands, above api.
     "export": {"constants", "errors", "precision", "models", "inference", "engine", "pretrained", "api"},
-    "serve": {
-        "constants", "errors", "precision", "models", "data", "metrics", "inference", "viz", "engine", "pretrained", "api",
-    },  # fmt: skip
+    "serve": REPORT_MAY_IMPORT - {"config", "bench"} | {"pretrained"},
     # `predict` on a video file: frames through the predictor into an overlay video (PyAV).
     "video": {"constants", "errors", "inference", "viz", "engine"},
     "commands": REPORT_MAY_IMPORT | {"report", "summary", "pretrained", "convert", "export", "serve", "video"},

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from semseg.config import RECIPES_ROOT, Config, apply_overrides, load_config, resolve_config_path
+from semseg.config import RECIPES_ROOT, Config, apply_overrides, load_config
 from semseg.errors import ConfigError
 
 CONFIGS = sorted(RECIPES_ROOT.rglob("*.yaml"))

@@ -40,7 +40,9 @@ def test_recipe_resolves_by_name_and_prefix_and_builds(name: str) -> None:
 
 
 def test_an_unknown_or_ambiguous_recipe_lists_the_names() -> None:
-    with pytest.raises(ConfigError, match=r"not found; installed recipes: camvid/deeplabv3plus_mobilenetv2_os16_crop288"):
+    with pytest.raises(
+        ConfigError, match=r"not found; installed recipes: camvid/deeplabv3plus_mobilenetv2_os16_crop288"
+    ):
         resolve_config_path("camvid/segformer")
     with pytest.raises(ConfigError, match=r"'camvid/' is ambiguous"):
         resolve_config_path("camvid/")
@@ -65,7 +67,10 @@ def test_a_recipe_by_name_trains_then_results_tabulates_it(tmp_path: Path, monke
     assert main(args) == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("camvid_deeplabv3plus_mobilenetv2_os16_crop288")
-    assert main(["eval", str(run), "--scales", "0.75,1", "--flip", "--out", str(run / "eval" / "msflip"), "--no-progress"]) == 0
+    assert (
+        main(["eval", str(run), "--scales", "0.75,1", "--flip", "--out", str(run / "eval" / "msflip"), "--no-progress"])
+        == 0
+    )
     capsys.readouterr()
     assert main(["results", str(run), "--out", "table.md"]) == 0
     table = (tmp_path / "table.md").read_text().splitlines()

@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_args(p)
 
     p = sub.add_parser("results", help="a markdown results table from run folders' and shipped models' scores")
-    p.add_argument("sources", nargs="+", help="run folders (their metrics.json and eval/*/metrics.json) or shipped names")
+    p.add_argument(
+        "sources", nargs="+", help="run folders (their metrics.json and eval/*/metrics.json) or shipped names"
+    )
     p.add_argument("--out", default=None, help="write the table to this file (atomically) instead of printing it")
 
     p = sub.add_parser("configs", help="the training recipes installed with semseg (use with train --config NAME)")
