@@ -77,6 +77,9 @@ def test_a_recipe_by_name_trains_then_results_tabulates_it(tmp_path: Path, monke
     assert table[0].startswith("| model | inference | mIoU | pixel acc. | Sky | Building |")
     rows = [line for line in table[2:] if line.startswith("| ")]
     assert [r.split(" | ")[1] for r in rows] == ["single scale", "scales 0.75-1 + flip"]
+    for row in rows:  # per-class IoU from the run's metrics.json (a mapping) and from eval --out (a list)
+        sky = row.split(" | ")[4]
+        assert sky != "-" and 0 <= float(sky) <= 100
     assert f"`semseg eval {run} --scales 0.75,1 --flip`" in rows[1]
     assert table[-1].startswith("Machine: ") and "torch" in table[-1]
     assert main(["results", str(tmp_path / "nothing")]) == 2

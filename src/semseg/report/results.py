@@ -125,13 +125,22 @@ def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} min"
 
 
+def _class_ious(scores: dict[str, Any], names: list[str]) -> list[Any]:
+    """Per-class IoU in ``names`` order: an ``iou`` list (``semseg eval --out``, ``scores.json``)
+    or a ``per_class`` mapping (a run's final ``metrics.json``)."""
+    if "iou" in scores:
+        return list(scores["iou"])
+    per_class = scores.get("per_class") or {}
+    return [per_class.get(name, {}).get("iou") for name in names]
+
+
 def results_table(rows: list[ResultRow], class_names: list[str] | None = None) -> str:
     """A markdown table: one row per evaluation, per-class IoU columns when ``class_names`` given."""
     names = class_names or []
     head = ["model", "inference", "mIoU", "pixel acc.", *names, "iterations", "train wall", "train CPU", "command"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
     for row in rows:
-        iou = list(row.scores.get("iou", []))
+        iou = _class_ious(row.scores, names)
         cells = [
             row.model,
             row.inference,
