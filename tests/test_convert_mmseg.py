@@ -24,7 +24,7 @@ import semseg
 from semseg.cli import main
 from semseg.convert import FORMATS, convert_file
 from semseg.engine.checkpoint import read_meta
-from semseg.errors import CheckpointError, InvalidOptionError
+from semseg.errors import CheckpointError
 
 
 def mmseg_checkpoint(name: str, tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor], dict]:
@@ -53,6 +53,8 @@ def assert_same(ours: torch.Tensor, ref: torch.Tensor) -> None:
         ("deeplabv3_r50-d8_cityscapes", "deeplabv3_r50-d8"),
         ("deeplabv3plus_r50-d8_cityscapes", "deeplabv3plus_r50-d8"),
         ("encnet_r50-d8_cityscapes", "encnet_r50-d8"),
+        # Semantic FPN with mmseg's FPNHead: BatchNorm in the scale stages (norm="batch").
+        ("fpn_r50_cityscapes", "fpn_r50"),
         # Input 32x64: mmseg's HRNet upsamples each fused branch by 2^k, then resizes to the
         # target size; semseg resizes once; the two agree on inputs that are multiples of 32.
         ("fcn_hr18_cityscapes", "fcn_hr18"),
@@ -69,31 +71,6 @@ def test_mmseg_outputs_reproduced(name: str, source: str, tmp_path: Path) -> Non
         assert_same(got.aux["aux"], outputs["aux0"])
     if "se" in outputs:  # EncNet's SE-loss logits (N, num_classes)
         assert_same(got.aux["se"], outputs["se"])
-
-
-# Families whose mmseg form semseg cannot build yet: (fixture, source, what semseg lacks).
-PENDING = [
-    (
-        "fpn_r50_cityscapes",
-        "fpn_r50",
-        "fpn_resnet50 has GroupNorm in its scale heads (the paper's); mmseg's FPNHead has BatchNorm (norm='batch')",
-    ),
-]
-
-
-@pytest.mark.parametrize(("name", "source", "lacks"), PENDING)
-def test_mmseg_pending_families(name: str, source: str, lacks: str, tmp_path: Path) -> None:
-    """The converter is written; it runs as soon as semseg's network has the option it needs."""
-    path, outputs, manifest = mmseg_checkpoint(name, tmp_path)
-    assert FORMATS["mmseg"].detect({k: tuple(v) for k, v in manifest["shapes"].items()}) == source
-    try:
-        converted = convert_file(path, "mmseg")
-    except InvalidOptionError as exc:
-        pytest.skip(f"{lacks}: {exc}")
-    assert converted.source_model == source
-    with torch.no_grad():
-        got = converted.model(outputs["input"], return_aux=True)
-    assert_same(got.logits, outputs["logits"])
 
 
 def test_mmseg_class_lists(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import torchvision
 from torch import Tensor, nn
 
 from semseg import SegmentationModel, create_model
+from semseg.errors import InvalidOptionError
 from semseg.models import legacy_options
 from semseg.models.backbones import build_backbone
 from semseg.models.backbones.resnet import Bottleneck, ResNet
@@ -386,6 +387,21 @@ def test_semantic_fpn_has_no_dropout_by_default() -> None:
         mm = create_model("fpn_resnet50", num_classes=3, dropout=0.1)
     assert not any(isinstance(m, nn.Dropout | nn.Dropout2d) for m in d2.modules())
     assert isinstance(mm.head.dropout, nn.Dropout2d) and mm.head.dropout.p == 0.1
+
+
+def test_semantic_fpn_norm_in_scale_stages() -> None:
+    """GroupNorm(32) in every scale stage by default (the paper, detectron2); BatchNorm with
+    ``norm="batch"`` (mmsegmentation's FPNHead); anything else is refused naming the choices."""
+    with torch.device("meta"):
+        paper = create_model("fpn_resnet50", num_classes=3)
+        mmseg = create_model("fpn_resnet50", num_classes=3, norm="batch")
+    stages = [stage for head in paper.head.scale_heads for stage in head]
+    assert len(stages) == 7 and all(isinstance(s[1], nn.GroupNorm) and s[1].num_groups == 32 for s in stages)
+    stages = [stage for head in mmseg.head.scale_heads for stage in head]
+    assert len(stages) == 7 and all(isinstance(s[1], nn.BatchNorm2d) for s in stages)
+    assert not any(isinstance(m, nn.GroupNorm) for m in mmseg.modules())
+    with pytest.raises(InvalidOptionError, match="allowed: group, batch"):
+        create_model("fpn_resnet50", num_classes=3, norm="layer")
 
 
 def test_efficientfcn_resnet_d_backbone_and_aligned_resizes(monkeypatch: pytest.MonkeyPatch) -> None:

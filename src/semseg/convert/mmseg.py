@@ -188,8 +188,8 @@ for _depth in (50, 101):
         aux_prefix="auxiliary_head.",
         summary=f"mmseg deeplabv3plus_r{_depth}-d8: ResNetV1c, separable 512-channel ASPP and decoder",
     )
-    # Needs batch norm in the scale heads (``norm="batch"``): semseg's Semantic FPN has the paper's
-    # GroupNorm there, mmseg's FPNHead BatchNorm (docs/convert.md).
+    # mmseg's FPNHead has batch norm in its scale stages where the paper (and semseg's default)
+    # has GroupNorm: ``norm="batch"``.
     SPECS[f"fpn_r{_depth}"] = ModelSpec(
         model=f"fpn_resnet{_depth}",
         options={"dropout": 0.1, "deep_stem": True, "stem_width": 32, "norm": "batch"},

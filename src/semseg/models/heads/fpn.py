@@ -10,7 +10,8 @@ P4: 2, P3: 1, P2: one conv without upsampling); the four maps are summed and a 1
 classifies at 1/4, upsampled 4x to the input by the model.
 
 No dropout before the classifier by default, as detectron2's ``SemSegFPNHead`` (the paper's
-code); ``dropout=0.1`` is mmsegmentation's ``FPNHead``.
+code); ``dropout=0.1`` is mmsegmentation's ``FPNHead``, whose scale stages also put batch norm
+where the paper has GroupNorm (``norm="batch"``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from semseg.models.heads import index_of_stride
 from semseg.models.layers import resize
 
 LEVEL_STRIDES = (4, 8, 16, 32)
+NORMS = ("group", "batch")
 
 
 class FPN(nn.Module):
@@ -45,10 +47,12 @@ class FPN(nn.Module):
 
 
 class ScaleStage(nn.Sequential):
-    """3x3 conv -> GroupNorm(32) -> ReLU (-> 2x bilinear upsampling)."""
+    """3x3 conv -> GroupNorm(32) (the paper) or BatchNorm (``norm="batch"``, mmsegmentation) -> ReLU
+    (-> 2x bilinear upsampling)."""
 
-    def __init__(self, in_ch: int, out_ch: int, upsample: bool) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.GroupNorm(32, out_ch)]
+    def __init__(self, in_ch: int, out_ch: int, upsample: bool, norm: str = "group") -> None:
+        norm_layer = nn.GroupNorm(32, out_ch) if norm == "group" else nn.BatchNorm2d(out_ch)
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), norm_layer]
         layers.append(nn.ReLU(inplace=True))
         if upsample:
             layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
@@ -62,6 +66,8 @@ class SemanticFPNHead(nn.Module):
         in_channels, in_strides: backbone features; those at strides 4, 8, 16 and 32 are used.
         fpn_channels: width of P2 ... P5 (256); channels: width of the semantic branch (128).
         dropout: channel dropout before the classifier (0: none, as detectron2).
+        norm: normalisation in the scale stages: ``"group"`` (GroupNorm(32), the paper and
+            detectron2) or ``"batch"`` (mmsegmentation's ``FPNHead``).
 
     Shape:
         features -> ``(N, num_classes, H / 4, W / 4)``.
@@ -75,8 +81,11 @@ class SemanticFPNHead(nn.Module):
         fpn_channels: int = 256,
         channels: int = 128,
         dropout: float = 0.0,
+        norm: str = "group",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise InvalidOptionError(f"norm={norm!r}; allowed: {', '.join(NORMS)}")
         if any(list(in_strides).count(s) != 1 for s in LEVEL_STRIDES):
             raise InvalidOptionError(
                 f"Semantic FPN needs one backbone feature at each of strides 4, 8, 16, 32; this backbone gives "
@@ -87,7 +96,10 @@ class SemanticFPNHead(nn.Module):
         self.scale_heads = nn.ModuleList()
         for level in range(4):  # P2 needs 0 upsamplings, P5 three
             n = max(1, level)
-            stages = [ScaleStage(fpn_channels if j == 0 else channels, channels, upsample=level > 0) for j in range(n)]
+            stages = [
+                ScaleStage(fpn_channels if j == 0 else channels, channels, upsample=level > 0, norm=norm)
+                for j in range(n)
+            ]
             self.scale_heads.append(nn.Sequential(*stages))
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Conv2d(channels, num_classes, 1)
