@@ -72,10 +72,12 @@ def endless_batches(
     """Training batches ``(uint8 (N, 3, h, w), int64 (N, h, w))`` forever, from ``start_iteration``.
 
     The stream is exact across resumes with ``workers=0`` (the default of every preset): the
-    augmentations then draw from the main process's random state, which checkpoints save. With
-    worker processes, each epoch's workers are seeded from ``seed + epoch`` and the order of
-    images is still exact, but a resume mid-epoch hands the batches to the workers in another
-    order, so the augmentation draws differ.
+    augmentations then draw from the main process's random state, which checkpoints save. Worker
+    processes are persistent (started once, not at every epoch: a CamVid epoch is only ~46
+    batches, so restarting workers and refilling their prefetch queue each epoch shows); they are
+    seeded once from ``seed + epoch`` of the epoch the run (or the resume) starts in. The order of
+    images is exact either way, and an uninterrupted run is reproducible, but a resumed run's
+    workers draw other augmentations than the uninterrupted run's did.
     """
     size = len(train_set)  # type: ignore[arg-type]
     drop_last = size >= batch_size * world
@@ -90,6 +92,7 @@ def endless_batches(
         collate_fn=collate_pairs,
         drop_last=drop_last,
         pin_memory=pin_memory,
+        persistent_workers=workers > 0,
         generator=generator,
     )
     epoch, offset = divmod(start_iteration, per_epoch)
