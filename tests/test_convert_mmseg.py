@@ -8,7 +8,7 @@ written to ``manifest.json``, the weights were replaced by
 :func:`test_convert_fixture_weights.fixture_weights` (``strict=True``), and
 ``model.encode_decode(x)`` (the logits resized to the input as mmseg's whole-image inference does)
 and each auxiliary head's resized logits were stored in ``outputs.safetensors`` with the input
-``x`` (1x3x33x41). No mmseg code is needed here.
+``x`` (1x3x33x41; HRNet 1x3x32x64, U-Net 1x3x32x48). No mmseg code is needed here.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ def assert_same(ours: torch.Tensor, ref: torch.Tensor) -> None:
         # Input 32x64: mmseg's HRNet upsamples each fused branch by 2^k, then resizes to the
         # target size; semseg resizes once; the two agree on inputs that are multiples of 32.
         ("fcn_hr18_cityscapes", "fcn_hr18"),
+        # U-Net (BN, padded convs, InterpConv up-sampling, FCN heads on the expanding path), whose
+        # input sides must be multiples of 16: Cityscapes (19 classes) and DRIVE (2).
+        ("unet-s5-d16_fcn_cityscapes", "fcn_unet_s5-d16"),
+        ("unet-s5-d16_fcn_drive", "fcn_unet_s5-d16"),
     ],
 )
 def test_mmseg_outputs_reproduced(name: str, source: str, tmp_path: Path) -> None:
@@ -115,3 +119,24 @@ def test_mmseg_class_names_from_both_meta_layouts() -> None:
         "sky",
     ]
     assert FORMATS["mmseg"].class_names({"state_dict": {}}) is None
+
+
+def test_mmseg_unet_round_trip_keeps_its_options_and_class_names(tmp_path: Path) -> None:
+    """The converted folder rebuilds the U-Net's mmseg form from its recorded options, and a
+    2-class (DRIVE) checkpoint keeps the names it carries."""
+    path, outputs, manifest = mmseg_checkpoint("unet-s5-d16_fcn_drive", tmp_path)
+    model = semseg.load_model(semseg.convert_checkpoint(path, "mmseg", out=tmp_path / "out"))
+    assert model.class_names == manifest["classes"] == ["background", "vessel"]
+    assert model.model_options["upsample"] == "interp" and model.model_options["head_form"] == "fcn"
+    with torch.no_grad():
+        assert_same(model.eval()(outputs["input"]), outputs["logits"])
+
+
+def test_mmseg_unet_with_other_heads_is_not_taken_for_another_family() -> None:
+    """mmseg's U-Net with a PSP head (``unet-s5-d16_pspnet``) must not pass for ``pspnet_r50-d8``
+    (semseg's unet has no PSP head): it is not recognised, and ``--model`` is asked for."""
+    keys = {k: tuple(v) for k, v in read_manifest("mmseg/unet-s5-d16_fcn_drive")["shapes"].items()}
+    assert FORMATS["mmseg"].detect(keys) == "fcn_unet_s5-d16"
+    psp = {k: v for k, v in keys.items() if not k.startswith("decode_head.convs")}
+    psp["decode_head.psp_modules.0.1.conv.weight"] = (16, 64, 1, 1)
+    assert FORMATS["mmseg"].detect(psp) is None

@@ -378,6 +378,62 @@ def test_unet_up_convolution_is_followed_by_relu() -> None:
     assert all(b.upconv_relu for b in unet.head.blocks)
 
 
+# U-Net in mmsegmentation's form (unet-s5-d16: configs/_base_/models/fcn_unet_s5-d16.py) ---------
+
+MMSEG_UNET = {"batch_norm": True, "dropout_levels": 0, "upsample": "interp", "head_form": "fcn", "aux_loss": True}
+
+
+def test_unet_mmseg_form_padded_bn_levels_and_heads() -> None:
+    """Padded 3x3 conv-BN-ReLU without bias, no drop-out; the backbone gives the expanding path's
+    maps finest first at strides 1 ... 16; the FCN head (base_width channels) reads the finest, the
+    FCN aux head the stride-2 one."""
+    model = create_model("unet", num_classes=3, base_width=4, **MMSEG_UNET).eval()
+    x = torch.randn(1, 3, 32, 48)
+    feats = model.backbone(x)
+    assert [f.shape[1:] for f in feats] == [(4 * 2**i, 32 >> i, 48 >> i) for i in range(5)]
+    convs = [m for m in model.backbone.modules() if isinstance(m, nn.Conv2d)]
+    assert all(m.bias is None and m.padding == (m.kernel_size[0] // 2,) * 2 for m in convs)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules()) == len(convs)
+    assert model.backbone.encoder.dropout_levels == 0
+    head, aux = model.head, model.aux_heads["aux"]
+    assert isinstance(head, FCNHead) and isinstance(aux, FCNHead)
+    assert (head.index, head.block[0].in_channels, head.block[0].out_channels) == (0, 4, 4)
+    assert (aux.index, aux.block[0].in_channels, aux.block[0].out_channels) == (1, 8, 4)
+    out = model(x, return_aux=True)
+    torch.testing.assert_close(out.logits, head(feats))  # already at the input size
+    torch.testing.assert_close(out.aux["aux"], F.interpolate(aux(feats), size=(32, 48), mode="bilinear"))
+
+
+def test_unet_interp_upsampling_resizes_then_projects() -> None:
+    """mmseg's InterpConv: 2x bilinear (align_corners=False), then 1x1 conv-BN-ReLU to the block's
+    width; the skip comes first in the concatenation."""
+    block = UpBlock(8, 4, 4, "interp", "same", batch_norm=True).eval()
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):  # not an identity
+            nn.init.uniform_(m.weight, 0.5, 1.5), nn.init.normal_(m.bias), nn.init.normal_(m.running_mean)
+    x, skip = torch.randn(1, 8, 3, 5), torch.randn(1, 4, 6, 10)
+    conv_in = _capture(block.convs[0], lambda: block(x, skip), inputs=True)
+    assert conv_in.shape[1] == 8 and block.project[0].kernel_size == (1, 1)
+    torch.testing.assert_close(conv_in[:, :4], skip)
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(conv_in[:, 4:], block.project(up))
+    assert not torch.allclose(conv_in[:, 4:], F.interpolate(block.project(x), scale_factor=2, mode="bilinear"))
+    plain = UpBlock(8, 4, 4, "interp", "same", batch_norm=False)
+    assert [type(m) for m in plain.project] == [nn.Conv2d, nn.ReLU] and plain.project[0].bias is not None
+
+
+def test_unet_heads_need_same_padding_and_known_forms() -> None:
+    with pytest.raises(InvalidOptionError, match="padding='same'"):
+        create_model("unet", padding="valid", head_form="fcn")
+    with pytest.raises(InvalidOptionError, match="head_form='mmseg'; allowed"):
+        create_model("unet", head_form="mmseg")
+    # The paper's head with an aux head: the 1x1 classifier on the finest map.
+    model = create_model("unet", num_classes=2, base_width=4, aux_loss=True).eval()
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(model(x), model.head.classifier(model.backbone(x)[0]))
+    assert model.head.classifier.kernel_size == (1, 1) and "aux" in model.aux_heads
+
+
 # Semantic FPN (detectron2 SemSegFPNHead) and EfficientFCN (jianbo909/efficientFCN) --------------
 
 

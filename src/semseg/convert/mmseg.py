@@ -13,6 +13,7 @@ Which families map onto a semseg network, and what semseg lacks for the others, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,6 +114,38 @@ def _pool_last(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {**tensors, key: torch.cat([weight[:, width:], weight[:, :width]], dim=1)}
 
 
+def _bn_pair(match: re.Match[str], prefix: str) -> str:
+    """mmseg's ``convs.j.{conv,bn}`` -> semseg's ``double_conv`` Sequential index ``3j`` / ``3j + 1``
+    (conv, BN, ReLU per convolution)."""
+    index = 3 * int(match["j"]) + (match["layer"] == "bn")
+    return f"{prefix}.{index}.{match['rest']}"
+
+
+# U-Net with InterpConv decoders (fcn_unet_s5-d16). mmseg's encoder stage ``i`` is
+# ``[MaxPool2d,] BasicConvBlock``; its ``decoder.k`` joins stage k and k + 1, so the deepest
+# block, semseg's ``blocks.0``, is mmseg's ``decoder.3``.
+_UNET_STAGES = 5
+_CONVS = r"convs\.(?P<j>\d)\.(?P<layer>conv|bn)\.(?P<rest>.*)"
+_UNET: list[Rule] = [
+    (
+        rf"backbone\.encoder\.(?P<i>\d)\.\d\.{_CONVS}",
+        lambda m: _bn_pair(m, f"backbone.encoder.stages.{m['i']}"),
+    ),
+    (
+        rf"backbone\.decoder\.(?P<k>\d)\.conv_block\.{_CONVS}",
+        lambda m: _bn_pair(m, f"backbone.decoder.blocks.{_UNET_STAGES - 2 - int(m['k'])}.convs"),
+    ),
+    (
+        r"backbone\.decoder\.(?P<k>\d)\.upsample\.interp_upsample\.1\.(?P<layer>conv|bn)\.(?P<rest>.*)",
+        lambda m: (
+            f"backbone.decoder.blocks.{_UNET_STAGES - 2 - int(m['k'])}.project.{int(m['layer'] == 'bn')}.{m['rest']}"
+        ),
+    ),
+    *_conv_module(r"decode_head\.convs\.0", "head.block"),
+    (r"decode_head\.conv_seg\.(.*)", r"head.classifier.\1"),
+    *_AUX,
+]
+
 # mmseg's ResNetV1c -d8 layout on semseg's ResNet.
 _RESNET_V1C_D8 = {"stem_width": 32, "dilate_first_block": False, "align_corners": False}
 
@@ -197,6 +230,16 @@ for _depth in (50, 101):
         classifier="decode_head.conv_seg.weight",
         summary=f"mmseg fpn_r{_depth}: ResNetV1c deep stem at OS32, FPN neck, FPNHead (128 channels)",
     )
+# The padded, batch-normed U-Net with mmseg's InterpConv decoder and FCN heads (semseg's options
+# are listed in ``semseg.models.zoo.unet``); no drop-out in the contracting path.
+SPECS["fcn_unet_s5-d16"] = ModelSpec(
+    model="unet",
+    options={"batch_norm": True, "dropout_levels": 0, "upsample": "interp", "head_form": "fcn"},
+    rules=_UNET,
+    classifier="decode_head.conv_seg.weight",
+    aux_prefix="auxiliary_head.",
+    summary="mmseg fcn_unet_s5-d16: U-Net with BN, padded convs, bilinear + 1x1 conv up-sampling, FCN heads",
+)
 for _width in (18, 48):
     SPECS[f"fcn_hr{_width}"] = ModelSpec(
         model=f"hrnetv2_w{_width}",
@@ -211,6 +254,10 @@ def detect(keys: Mapping[str, tuple[int, ...]]) -> str | None:
     """The mmseg network of a state dict's keys and shapes, or ``None`` when they are not mmseg's."""
     if "decode_head.conv_seg.weight" not in keys:
         return None
+    if "backbone.decoder.0.upsample.interp_upsample.1.conv.weight" in keys:
+        # Before the head checks: mmseg's U-Net also comes with PSP and ASPP heads (its
+        # unet-s5-d16_pspnet/_deeplabv3 configs), which semseg's unet does not have.
+        return "fcn_unet_s5-d16" if "decode_head.convs.0.conv.weight" in keys else None
     depth = 101 if "backbone.layer3.22.conv1.weight" in keys else 50
     if "decode_head.psp_modules.0.1.conv.weight" in keys:
         return f"pspnet_r{depth}-d8"

@@ -18,6 +18,11 @@ of the contracting path" and no activation after the up-convolution: ``dropout_l
 :class:`UNetDecoder` is the expanding path over any backbone whose features come one per stride,
 each twice the previous (e.g. ResNet's 2, 4, 8, 16, 32); levels below the finest feature's stride
 are reached by blocks without a skip.
+
+mmsegmentation's U-Net (``unet-s5-d16``) is this network with batch norm, no drop-out and its
+``InterpConv`` up-sampling (``upsample="interp"``: 2x bilinear, then a 1x1 conv-BN-ReLU to the
+block's width), used as a backbone (:class:`UNetBody`) whose expanding-path maps feed an FCN
+head and an FCN auxiliary head.
 """
 
 from __future__ import annotations
@@ -33,15 +38,15 @@ from torch import Tensor, nn
 from semseg.errors import InvalidOptionError, allowed
 
 PADDINGS = ("same", "valid")
-UPSAMPLES = ("deconv", "bilinear")
+UPSAMPLES = ("deconv", "bilinear", "interp")
 
 
-def double_conv(in_ch: int, out_ch: int, padding: str, batch_norm: bool) -> nn.Sequential:
-    """Two 3x3 convolutions, each followed by (batch norm and) ReLU."""
-    pad = 1 if padding == "same" else 0
+def double_conv(in_ch: int, out_ch: int, padding: str, batch_norm: bool, kernel_size: int = 3) -> nn.Sequential:
+    """Two 3x3 convolutions, each followed by (batch norm and) ReLU; ``kernel_size=1``: one 1x1."""
+    pad = 1 if padding == "same" and kernel_size == 3 else 0
     layers: list[nn.Module] = []
-    for c_in in (in_ch, out_ch):
-        layers.append(nn.Conv2d(c_in, out_ch, 3, padding=pad, bias=not batch_norm))
+    for c_in in (in_ch, out_ch) if kernel_size == 3 else (in_ch,):
+        layers.append(nn.Conv2d(c_in, out_ch, kernel_size, padding=pad, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(out_ch))
         layers.append(nn.ReLU(inplace=True))
@@ -111,6 +116,11 @@ class UNetEncoder(nn.Module):
 class UpBlock(nn.Module):
     """2x upsampling, concatenation with the (cropped) skip if there is one, two 3x3 convolutions.
 
+    ``upsample``: ``"deconv"`` (the paper's 2x2 up-convolution to ``out_ch``), ``"bilinear"``
+    (keeps ``in_ch``) or ``"interp"`` (bilinear, then a 1x1 conv(-BN)-ReLU to ``out_ch``,
+    ``project``: mmseg's ``InterpConv`` with ``batch_norm``). The skip comes first in the
+    concatenation.
+
     Shape:
         ``(N, in_ch, h, w)`` and skip ``(N, skip_ch, >= 2h, >= 2w)`` -> ``(N, out_ch, 2h (-4), 2w (-4))``.
     """
@@ -128,9 +138,11 @@ class UpBlock(nn.Module):
         super().__init__()
         self.upsample, self.padding = upsample, padding
         self.upconv_relu = upconv_relu and upsample == "deconv"
-        # The paper's up-convolution halves the channels; bilinear keeps them for the convs to mix.
+        # The paper's up-convolution halves the channels; bilinear keeps them for the convs to mix;
+        # "interp" halves them after the resize (a 1x1 conv-BN-ReLU does not commute with it).
         self.up = nn.ConvTranspose2d(in_ch, out_ch, 2, 2) if upsample == "deconv" else None
-        up_ch = out_ch if upsample == "deconv" else in_ch
+        self.project = double_conv(in_ch, out_ch, padding, batch_norm, 1) if upsample == "interp" else None
+        up_ch = in_ch if upsample == "bilinear" else out_ch
         self.convs = double_conv(up_ch + skip_ch, out_ch, padding, batch_norm)
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
@@ -140,6 +152,8 @@ class UpBlock(nn.Module):
             size = list(skip.shape[-2:])
         if self.up is None:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            if self.project is not None:
+                x = self.project(x)
         else:
             extra = [max(0, s - 2 * n) for s, n in zip(size, x.shape[-2:], strict=True)]
             x = self.up(x, output_size=[2 * n + e for n, e in zip(x.shape[-2:], extra, strict=True)])
@@ -164,11 +178,13 @@ class UNetDecoder(nn.Module):
 
     Args:
         in_channels, in_strides: backbone features, one per stride, each stride twice the previous.
-        num_classes: output channels of the 1x1 classifier.
+        num_classes: output channels of the 1x1 classifier; ``None``: no classifier, only
+            :meth:`levels` (the expanding path inside :class:`UNetBody`).
         decoder_channels: output channels of each block, deepest first; default: the skips'
             channels when the finest feature is at stride 1 (the paper: 512, 256, 128, 64),
             otherwise 256, 128, 64, 32, 16 (one block per halving down to stride 1).
-        upsample: ``"deconv"`` (2x2 transposed convolution, the paper) or ``"bilinear"``.
+        upsample: ``"deconv"`` (2x2 transposed convolution, the paper), ``"bilinear"`` or
+            ``"interp"`` (see :class:`UpBlock`).
         padding: ``"same"`` or ``"valid"``; batch_norm: after each convolution.
         upconv_relu: a ReLU after each up-convolution (the released Caffe model).
 
@@ -180,7 +196,7 @@ class UNetDecoder(nn.Module):
         self,
         in_channels: Sequence[int],
         in_strides: Sequence[int],
-        num_classes: int,
+        num_classes: int | None,
         decoder_channels: Sequence[int] | None = None,
         upsample: str = "deconv",
         padding: str = "same",
@@ -214,12 +230,60 @@ class UNetDecoder(nn.Module):
         for skip_ch, out_ch in zip(skips, decoder_channels, strict=True):
             self.blocks.append(UpBlock(ch, skip_ch, out_ch, upsample, padding, batch_norm, upconv_relu))
             ch = out_ch
-        self.classifier = nn.Conv2d(ch, num_classes, 1)
+        self.out_channels = tuple(decoder_channels)
+        self.classifier = nn.Conv2d(ch, num_classes, 1) if num_classes is not None else None
+        self.stride = 1
+
+    def levels(self, features: Sequence[Tensor]) -> list[Tensor]:
+        """Each block's output, deepest first (channels :attr:`out_channels`)."""
+        x = features[-1]
+        skips = list(reversed(features[:-1]))
+        out = []
+        for i, block in enumerate(self.blocks):
+            x = block(x, skips[i] if i < len(skips) else None)
+            out.append(x)
+        return out
+
+    def forward(self, features: Sequence[Tensor]) -> Tensor:
+        if self.classifier is None:
+            raise RuntimeError("a UNetDecoder built without num_classes gives levels(), not logits")
+        return self.classifier(self.levels(features)[-1])
+
+
+class UNetBody(nn.Module):
+    """Both paths as a backbone (mmseg's ``UNet`` backbone): the features are the expanding path's
+    maps, finest first, then the bottom of the contracting path, so heads can read any of them
+    (the main head the finest, an auxiliary head the next).
+
+    Shape:
+        ``(N, C, H, W)`` -> maps of channels :attr:`out_channels` (64, 128, 256, 512, 1024 for the
+        paper's widths) at :attr:`strides` 1, 2, 4, 8, 16; ``H`` and ``W`` multiples of 16 keep
+        every level exactly half the previous.
+    """
+
+    def __init__(self, encoder: UNetEncoder, decoder: UNetDecoder) -> None:
+        super().__init__()
+        if decoder.classifier is not None:
+            raise InvalidOptionError("UNetBody takes a decoder built with num_classes=None")
+        self.encoder, self.decoder = encoder, decoder
+        self.out_channels = (*reversed(decoder.out_channels), encoder.out_channels[-1])
+        self.strides = tuple(2**i for i in range(len(self.out_channels)))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = self.encoder(x)
+        return [*reversed(self.decoder.levels(features)), features[-1]]
+
+
+class LevelClassifier(nn.Module):
+    """The paper's 1x1 classifier on :class:`UNetBody`'s finest map (``aux_loss`` with the paper's head).
+
+    Shape: ``features[0]`` ``(N, in_channels[0], H, W)`` -> ``(N, num_classes, H, W)``.
+    """
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.classifier = nn.Conv2d(in_channels[0], num_classes, 1)
         self.stride = 1
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
-        x = features[-1]
-        skips = list(reversed(features[:-1]))
-        for i, block in enumerate(self.blocks):
-            x = block(x, skips[i] if i < len(skips) else None)
-        return self.classifier(x)
+        return self.classifier(features[0])

@@ -7,19 +7,30 @@ a ResNet-34 encoder.
 convolutions and crop-and-copy, and its overlap-tile strategy: the input is extended by mirroring
 (92 pixels of context on the top/left, and as many on the bottom/right as make every pooled map
 even) so that the 184-pixel smaller output covers exactly the input, for any input size.
+
+mmsegmentation's ``unet-s5-d16`` models (``fcn_unet_s5-d16``: Cityscapes, DRIVE, STARE,
+CHASE_DB1, HRF) are ``unet(batch_norm=True, dropout_levels=0, upsample="interp",
+head_form="fcn", aux_loss=True)``: padded 3x3 conv-BN-ReLU pairs, max-pools, bilinear 2x + 1x1
+conv-BN-ReLU up-sampling, an FCN head (3x3 conv-BN-ReLU of ``base_width`` channels, dropout 0.1,
+1x1 classifier) on the full-resolution map and an FCN auxiliary head on the stride-2 map of the
+expanding path. ``semseg weights convert --from mmseg`` loads their checkpoints.
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from semseg.constants import IMAGENET_MEAN, IMAGENET_STD
+from semseg.errors import InvalidOptionError
 from semseg.models.backbones import build_backbone
-from semseg.models.heads.unet import PADDINGS, UNetDecoder, UNetEncoder, check_choice
+from semseg.models.heads.fcn import FCNHead
+from semseg.models.heads.unet import PADDINGS, LevelClassifier, UNetBody, UNetDecoder, UNetEncoder, check_choice
 from semseg.models.registry import register_model
 from semseg.models.segmentor import SegmentationModel, SegmentationOutput
 from semseg.models.zoo.common import WeightsArg
+
+HEAD_FORMS = ("paper", "fcn")
 
 
 def valid_tile(size: int, depth: int) -> tuple[int, int]:
@@ -60,17 +71,28 @@ class UNet(SegmentationModel):
     the decoder single it out, in a decoder that also serves ResNet encoders. With
     ``padding="same"`` the shared :meth:`SegmentationModel.forward` runs.
 
+    The backbone is the contracting path and the head the expanding path (the paper's form), or,
+    with ``head_form="fcn"`` or ``aux_loss``, the backbone is both paths (:class:`UNetBody`) and
+    the heads read its maps.
+
     Shape:
         ``(N, in_channels, H, W)`` -> ``(N, num_classes, H, W)``.
     """
 
     def __init__(
-        self, backbone: UNetEncoder, head: UNetDecoder, num_classes: int, valid: bool, in_channels: int
+        self,
+        backbone: UNetEncoder | UNetBody,
+        head: nn.Module,
+        num_classes: int,
+        valid: bool,
+        in_channels: int,
+        aux_heads: dict[str, nn.Module] | None = None,
     ) -> None:
         rgb = in_channels == 3
         super().__init__(
             backbone,
             head,
+            aux_heads,
             num_classes=num_classes,
             mean=IMAGENET_MEAN if rgb else (0.5,) * in_channels,
             std=IMAGENET_STD if rgb else (0.5,) * in_channels,
@@ -99,18 +121,47 @@ def unet(
     base_width: int = 64,
     dropout_levels: int = 2,
     upconv_relu: bool = True,
+    upsample: str = "deconv",
+    head_form: str = "paper",
+    aux_loss: bool = False,
 ) -> UNet:
     """The original U-Net (``padding="valid"`` for the paper's unpadded convolutions and
     crop-and-copy; ``batch_norm`` is a modern addition, off by default). As the released Caffe
     model, dropout 0.5 ends the two deepest levels and a ReLU follows each up-convolution;
-    ``dropout_levels=1, upconv_relu=False`` is the form the paper's text describes."""
+    ``dropout_levels=1, upconv_relu=False`` is the form the paper's text describes.
+
+    ``upsample``: ``"deconv"`` (the paper's 2x2 up-convolution), ``"bilinear"`` or ``"interp"``
+    (bilinear, then 1x1 conv(-BN)-ReLU; mmseg). ``head_form``: ``"paper"`` (1x1 classifier) or
+    ``"fcn"`` (an FCN head of ``base_width`` channels on the last map). ``aux_loss``: an FCN
+    auxiliary head on the expanding path's stride-2 map. The last two need ``padding="same"``;
+    mmseg's ``unet-s5-d16`` is ``batch_norm=True, dropout_levels=0, upsample="interp",
+    head_form="fcn", aux_loss=True``."""
     check_choice("padding", padding, PADDINGS)
+    check_choice("head_form", head_form, HEAD_FORMS)
     widths = tuple(base_width * 2**i for i in range(5))
     encoder = UNetEncoder(in_channels, widths, padding, batch_norm, dropout_levels=dropout_levels)
-    decoder = UNetDecoder(
-        encoder.out_channels, encoder.strides, num_classes, None, "deconv", padding, batch_norm, upconv_relu
+    if head_form == "paper" and not aux_loss:
+        decoder = UNetDecoder(
+            encoder.out_channels, encoder.strides, num_classes, None, upsample, padding, batch_norm, upconv_relu
+        )
+        return UNet(encoder, decoder, num_classes, padding == "valid", in_channels)
+    if padding != "same":
+        raise InvalidOptionError(
+            f"head_form={head_form!r}, aux_loss={aux_loss!r} need padding='same' (the heads read the "
+            "expanding path's maps, which valid padding shrinks); got padding='valid'"
+        )
+    body = UNetBody(
+        encoder,
+        UNetDecoder(encoder.out_channels, encoder.strides, None, None, upsample, padding, batch_norm, upconv_relu),
     )
-    return UNet(encoder, decoder, num_classes, padding == "valid", in_channels)
+    chans, strides = body.out_channels, body.strides
+    head: nn.Module
+    if head_form == "fcn":
+        head = FCNHead(chans, strides, num_classes, index=0, channels=base_width)
+    else:
+        head = LevelClassifier(chans, num_classes)
+    aux = {"aux": FCNHead(chans, strides, num_classes, index=1, channels=base_width)} if aux_loss else None
+    return UNet(body, head, num_classes, False, in_channels, aux)
 
 
 @register_model
