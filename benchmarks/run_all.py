@@ -30,6 +30,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -181,10 +182,11 @@ class Variant:
     inference: Callable[[], Any] = field(default=lambda: torch.no_grad())
 
 
-def prepare_variants(arch: Arch, device: torch.device, precision: str) -> dict[str, Variant]:
+def prepare_variants(arch: Arch, device: torch.device, precision: str, size: int) -> dict[str, Variant]:
     """semseg as shipped (fast path: folded BN, its layout, ``precision`` autocast, inference
     mode); the peer as it ships (fp32, NCHW, ``no_grad``); the peer given semseg's layout and
-    precision by hand (channels-last, same autocast, inference mode)."""
+    precision by hand (channels-last, same autocast, inference mode); on CPU with onnxruntime,
+    semseg's ONNX export run by ONNX Runtime at ``size`` x ``size``."""
     from semseg.inference.fastpath import fast_inference_model
 
     ours = build_semseg(arch.semseg).to(device).eval()
@@ -197,13 +199,44 @@ def prepare_variants(arch: Arch, device: torch.device, precision: str) -> dict[s
     peer_same.load_state_dict(peer.state_dict())
     if ours_nhwc:
         peer_same = peer_same.to(memory_format=torch.channels_last)
-    return {
+    variants = {
         "semseg (shipped: fast path)": Variant("semseg", shipped, ours_nhwc, precision, torch.inference_mode),
         "peer as shipped (fp32, NCHW)": Variant("peer", peer, False, "fp32"),
         "peer, semseg's layout + precision": Variant(
             "peer_same", peer_same, ours_nhwc, precision, torch.inference_mode
         ),
     }
+    onnx = onnx_variant(ours, device, size)
+    if onnx is not None:
+        variants[ONNX_ROW] = onnx
+    return variants
+
+
+ONNX_ROW = "semseg exported, ONNX Runtime (fp32)"
+
+
+def onnx_variant(model: nn.Module, device: torch.device, size: int) -> Variant | None:
+    """The network exported by `semseg export` and run by ONNX Runtime, as `semseg predict
+    --backend onnxruntime` runs it (CPU only; None without onnxruntime)."""
+    if device.type != "cpu":
+        return None
+    try:
+        from semseg.export import OnnxRuntimeModel, export_model, require_onnxruntime
+
+        require_onnxruntime()
+    except Exception:  # the onnx extra is not installed: the row is left out
+        return None
+    from semseg.errors import ExportError
+
+    with tempfile.TemporaryDirectory(prefix="semseg-bench-") as folder:
+        path = Path(folder) / "model.onnx"
+        try:
+            export_model(model, path, "onnx", size=(size, size), check=False)
+        except ExportError as exc:  # PSPNet's adaptive pooling bins at a size they do not divide
+            print(f"[models] no ONNX Runtime row: {exc}", file=sys.stderr, flush=True)
+            return None
+        runtime = OnnxRuntimeModel(path.read_bytes())
+    return Variant("onnx", runtime, False, "fp32", torch.inference_mode)
 
 
 def infer_fn(v: Variant, x: torch.Tensor, device: torch.device) -> Callable[[], None]:
@@ -306,7 +339,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
     for arch in archs:
         print(f"[models] {arch.title} on {device}", file=sys.stderr, flush=True)
         try:
-            variants = prepare_variants(arch, device, precision)
+            variants = prepare_variants(arch, device, precision, size)
         except ImportError as exc:
             lines.append(f"| {arch.title} | skipped: {exc} | | | | | | |")
             continue
@@ -352,6 +385,9 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
                 )
                 if same in medt:
                     vs_same += f" / {verdict(medt[ours] / medt[same], GOALS['train'])}"
+            elif k == ONNX_ROW:  # fp32 like the peer as shipped: no goal, the ratio for choosing a runtime
+                peer = "peer as shipped (fp32, NCHW)"
+                vs_ship = f"{med1[peer] / med1[k]:.2f}x / {med8[k] / med8[peer]:.2f}x"
             peer_name = arch.peer.split(":")[0].replace("tv", "torchvision")
             row = k.replace("peer", peer_name)
             lines.append(
