@@ -6,7 +6,9 @@
     python benchmarks/run_all.py --sections crf,data --archs deeplabv3,fcn
 
 Sections (``--sections``): ``models`` (semseg vs torchvision / segmentation_models_pytorch: train
-step images/s, inference latency at batch 1, throughput at batch 8, peak memory), ``confusion``
+step images/s, inference latency at batch 1, throughput at batch 8, peak memory; on CPU also
+semseg's ONNX export in ONNX Runtime), ``runtimes`` (the shipped CamVid network in the PyTorch fast
+path, bf16, ``torch.compile`` and ONNX Runtime: benchmarks/runtimes.py), ``confusion``
 (confusion matrix vs torchmetrics), ``crf`` (dense CRF vs pydensecrf2, idle and with one competing
 busy process started by this script), ``slide`` (sliding window, batched tiles vs one at a time),
 ``data`` (decode + paired augmentation per worker on real CamVid vs torchvision's reference
@@ -45,7 +47,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-SECTIONS = ("models", "confusion", "crf", "slide", "data")
+SECTIONS = ("models", "runtimes", "confusion", "crf", "slide", "data")
 GOALS = {
     "infer_shipped": 1.5,
     "infer_same": 1.2,
@@ -641,6 +643,22 @@ def section_data(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- runtimes
+
+
+def section_runtimes(args: argparse.Namespace) -> list[str]:
+    """The shipped CamVid network in each runtime semseg can serve it with (benchmarks/runtimes.py)."""
+    import runtimes
+
+    size = "64x64" if args.quick else "360x480"
+    options = ["--size", size, "--repeats", str(args.repeats), "--threads", str(args.threads or 1)]
+    return [
+        "## Runtimes on CPU: the shipped CamVid network in PyTorch, torch.compile and ONNX Runtime",
+        "",
+        *runtimes.measure(runtimes.parse(options + (["--no-compile"] if args.quick else []))),
+    ]
+
+
 # ----------------------------------------------------------------------------- the report
 
 NOTES = {
@@ -648,8 +666,11 @@ NOTES = {
         "Notes: semseg as shipped against the peers as they ship gains from bf16 autocast on a CPU with native "
         "bf16 (AMX), channels-last and folded batch norm together. Against the peers given the same layout and "
         "precision by hand, what is left is the folded batch norm (one pass over each feature map fewer), a few "
-        "percent, since the convolutions dominate: the 1.2x goal needs fused conv + ReLU kernels (oneDNN post-ops "
-        "through `torch.compile` or IPEX), not yet in the fast path. The train step (no fast path: training "
+        "percent, since the convolutions dominate: the 1.2x goal needs fused conv + ReLU kernels. ONNX Runtime "
+        "fuses them (its row: semseg's export, fp32, as `semseg predict --backend onnxruntime` runs it, exported "
+        "in memory when there is no file); `torch.compile` did not help on this CPU (runtimes table). The ONNX "
+        "Runtime row is not the default fast path because it needs the optional `onnx` extra and a few seconds "
+        "of export per model. The train step (no fast path: training "
         "needs its batch norm) is not ahead of the peers in the same layout and precision; where the time goes "
         "(layout conversions, aux heads, the head design) is still to be profiled.",
     ],
@@ -770,7 +791,13 @@ def main(argv: list[str] | None = None) -> int:
                 lines += section_slide(args, device)
                 lines.append("")
         else:
-            lines += {"confusion": section_confusion, "crf": section_crf, "data": section_data}[section](args)
+            sections = {
+                "runtimes": section_runtimes,
+                "confusion": section_confusion,
+                "crf": section_crf,
+                "data": section_data,
+            }
+            lines += sections[section](args)
         lines += ["", *NOTES.get(section, []), "", f"*({section}: {time.perf_counter() - started:.0f} s)*", ""]
         print("\n".join(lines[-40:]), flush=True)
         if section != args.sections[-1]:  # what is measured so far survives an interrupted run

@@ -157,6 +157,23 @@ def test_cli_export_run_then_predict_with_onnxruntime(
     assert (labels["torch"] == labels["onnxruntime"]).mean() > 0.999
 
 
+def test_onnxruntime_backend_exports_the_shipped_model_in_memory(
+    image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model camvid --backend onnxruntime`` with no export anywhere: exported in memory
+    (said on stderr), nothing written beside the outputs, the same labels as PyTorch."""
+    monkeypatch.chdir(tmp_path)  # no camvid.onnx here
+    labels = {}
+    for backend in ("torch", "onnxruntime"):
+        folder = tmp_path / backend
+        assert main(["predict", str(image), "--model", "camvid", "--backend", backend, "--out", str(folder)]) == 0
+        labels[backend] = np.asarray(Image.open(folder / "frame_labels.png"))
+    err = capsys.readouterr().err
+    assert "exported camvid to ONNX in memory" in err and "semseg export camvid" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnxruntime", "torch"]
+    assert (labels["torch"] == labels["onnxruntime"]).mean() > 0.999
+
+
 def test_cli_unsupported_op_is_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     code = main(["export", "encdec_vgg16", "--num-classes", "3", "--size", "64x64", "--out", str(tmp_path / "s.onnx")])
     err = capfd.readouterr().err  # file-descriptor level: the exporter's C++ graph dump must not show

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["torch", "onnxruntime"],
         default="torch",
-        help="run the network in PyTorch (default) or in ONNX Runtime on its `semseg export` (needs semseg[onnx])",
+        help="run the network in PyTorch (default) or in ONNX Runtime (needs semseg[onnx]) on its `semseg export`, "
+        "or exported in memory first where there is none",
     )
     p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)

@@ -152,7 +152,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "torch") == "onnxruntime":  # the network run by ONNX Runtime on its export
         from semseg.export import load_onnx_model
 
-        model = load_onnx_model(args.model)
+        model = load_onnx_model(args.model, verbose=True)
     else:
         model = load_model(args.model)  # first: an unknown model name is the first thing to say
     out = Path(args.out)
