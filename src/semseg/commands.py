@@ -26,30 +26,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     from semseg.engine.trainer import train
     from semseg.errors import CheckpointError
 
-    if args.resume == "auto":
-        cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
-        apply_overrides(cfg, args.overrides)
+    resume, config, overrides, overwrite = args.resume, args.config, args.overrides, args.overwrite
+    if resume == "auto":
+        cfg = load_config(resolve_config_path(config)) if config else Config()
+        apply_overrides(cfg, overrides)
         if not cfg.output.name:
             raise ConfigError("--resume auto needs a fixed output.name (the folder to continue)")
         folder = Path(cfg.output.dir) / cfg.output.name
         try:
             find_checkpoint(folder)
-            args.resume, args.config = str(folder), None
-            args.overrides = [o for o in args.overrides if o.split("=", 1)[0].strip() in SAFE_ON_RESUME]
+            resume, config = str(folder), None
+            overrides = [o for o in overrides if o.split("=", 1)[0].strip() in SAFE_ON_RESUME]
             print(f"--resume auto: continuing {folder}")
         except CheckpointError:
             # Nothing trained is in the folder (at most the config and logs of a run that died
             # before its first checkpoint): start it afresh.
-            args.resume, args.overwrite = None, True
+            resume, overwrite = None, True
             print(f"--resume auto: no checkpoint in {folder}; starting it")
-    if args.resume:
-        if args.config or args.overwrite:
+    if resume:
+        if config or overwrite:
             raise ConfigError("--resume continues a run with its saved config; drop --config/--overwrite")
-        run = train(Config(), resume=args.resume, progress=not args.no_progress, resume_overrides=args.overrides)
+        run = train(Config(), resume=resume, progress=not args.no_progress, resume_overrides=overrides)
     else:
-        cfg = load_config(resolve_config_path(args.config)) if args.config else Config()
-        apply_overrides(cfg, args.overrides)
-        run = train(cfg, progress=not args.no_progress, overwrite=args.overwrite)
+        cfg = load_config(resolve_config_path(config)) if config else Config()
+        apply_overrides(cfg, overrides)
+        run = train(cfg, progress=not args.no_progress, overwrite=overwrite)
     metrics = json.loads((run / "metrics.json").read_text())
     print(f"run folder: {run}")
     print(f"val mIoU {100 * metrics['miou']:.2f}%  pixel accuracy {100 * metrics['pixel_accuracy']:.2f}%")
