@@ -184,12 +184,18 @@ class Variant:
     inference: Callable[[], Any] = field(default=lambda: torch.no_grad())
 
 
+SHIPPED_ROW = "semseg (shipped: fast path, fp32)"
+BF16_ROW = "semseg fast path, bf16 autocast (`--precision bf16`)"
+
+
 def prepare_variants(arch: Arch, device: torch.device, precision: str, size: int) -> dict[str, Variant]:
-    """semseg as shipped (fast path: folded BN, its layout, ``precision`` autocast, inference
-    mode); the peer as it ships (fp32, NCHW, ``no_grad``); the peer given semseg's layout and
-    precision by hand (channels-last, same autocast, inference mode); on CPU with onnxruntime,
-    semseg's ONNX export run by ONNX Runtime at ``size`` x ``size``."""
+    """semseg as `semseg predict`/`eval` run it by default (fast path: folded BN, its layout,
+    float32, inference mode); the peer as it ships (fp32, NCHW, ``no_grad``); the peer given
+    semseg's layout by hand (same precision, inference mode); where ``precision`` autocasts
+    (bf16), the opt-in bf16 fast path; on CPU with onnxruntime, semseg's ONNX export run by ONNX
+    Runtime at ``size`` x ``size``."""
     from semseg.inference.fastpath import fast_inference_model
+    from semseg.precision import autocast_dtype
 
     ours = build_semseg(arch.semseg).to(device).eval()
     ours_nhwc = next(m for m in ours.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
@@ -202,12 +208,12 @@ def prepare_variants(arch: Arch, device: torch.device, precision: str, size: int
     if ours_nhwc:
         peer_same = peer_same.to(memory_format=torch.channels_last)
     variants = {
-        "semseg (shipped: fast path)": Variant("semseg", shipped, ours_nhwc, precision, torch.inference_mode),
+        SHIPPED_ROW: Variant("semseg", shipped, ours_nhwc, "fp32", torch.inference_mode),
         "peer as shipped (fp32, NCHW)": Variant("peer", peer, False, "fp32"),
-        "peer, semseg's layout + precision": Variant(
-            "peer_same", peer_same, ours_nhwc, precision, torch.inference_mode
-        ),
+        "peer, semseg's layout + precision": Variant("peer_same", peer_same, ours_nhwc, "fp32", torch.inference_mode),
     }
+    if autocast_dtype(precision, device) is not None:  # bf16 on a CPU with native bf16, on CUDA
+        variants[BF16_ROW] = Variant("semseg_bf16", shipped, ours_nhwc, precision, torch.inference_mode)
     onnx = onnx_variant(ours, device, size)
     if onnx is not None:
         variants[ONNX_ROW] = onnx
@@ -300,7 +306,7 @@ def prepare_one(arch: Arch, key: str, device: torch.device, precision: str) -> V
         nhwc = next(m for m in ours.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
             memory_format=torch.channels_last
         )
-        return Variant("semseg", fast_inference_model(ours), nhwc, precision, torch.inference_mode)
+        return Variant("semseg", fast_inference_model(ours), nhwc, "fp32", torch.inference_mode)
     return Variant("peer", build_peer(arch.peer).to(device).eval(), False, "fp32")
 
 
@@ -327,10 +333,13 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
         f"## Models on {device.type.upper()}: semseg vs torchvision / segmentation_models_pytorch",
         "",
         f"Input {size}x{size}, {NUM_CLASSES} classes, random weights; median of {repeats} interleaved repeats after "
-        f"one warm-up. semseg as shipped = the inference fast path of `semseg predict`/`eval` (batch norm folded, "
-        f"the model's default layout, autocast `{precision}` = {dtype or 'float32'} here, `inference_mode`). "
-        "Peers as they ship: fp32, NCHW, `no_grad`. Train step (batch 2: forward, cross-entropy, backward, SGD) "
-        "for both in semseg's layout and precision. Peak memory: one batch-1 inference in a fresh process "
+        f"one warm-up. semseg as shipped = what `semseg predict`/`eval` run by default: the inference fast path "
+        "(batch norm folded, the model's default layout, float32, `inference_mode`); the peer given semseg's layout "
+        "by hand runs in float32 too. Opt-in rows: the bf16 fast path (`--precision bf16`, autocast "
+        f"{dtype or 'unavailable'} here) and semseg's ONNX export in ONNX Runtime (`--backend onnxruntime`), each "
+        "against the peer as shipped. Peers as they ship: fp32, NCHW, `no_grad`. Train step (batch 2: forward, "
+        f"cross-entropy, backward, SGD) for both in semseg's layout and the trainer's default precision "
+        f"(`{precision}` = {dtype or 'float32'} here). Peak memory: one batch-1 fp32 inference in a fresh process "
         "(resident set on CPU, including the runtime).",
         "",
         "| architecture | row | latency b1 (ms) | throughput b8 (img/s) | train b2 (img/s) | peak mem b1 (MiB) |"
@@ -352,7 +361,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
         train: dict[str, list[float]] = {}
         if not args.no_train:
             ours_train = build_semseg(arch.semseg).to(device).train()
-            nhwc = variants["semseg (shipped: fast path)"].channels_last
+            nhwc = variants[SHIPPED_ROW].channels_last
             peer_train = build_peer(arch.peer).to(device).train()
             if nhwc:
                 peer_train = peer_train.to(memory_format=torch.channels_last)
@@ -360,17 +369,17 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
             x2 = x2.contiguous(memory_format=torch.channels_last) if nhwc else x2
             train = interleaved(
                 {
-                    "semseg (shipped: fast path)": train_fn(ours_train, x2, precision, device),
+                    SHIPPED_ROW: train_fn(ours_train, x2, precision, device),
                     "peer, semseg's layout + precision": train_fn(peer_train, x2, precision, device),
                 },
                 max(1, repeats // 2),
             )
             del ours_train, peer_train
-        keys = {"semseg (shipped: fast path)": "semseg", "peer as shipped (fp32, NCHW)": "peer"}
+        keys = {SHIPPED_ROW: "semseg", "peer as shipped (fp32, NCHW)": "peer"}
         med1 = {k: median(t) for k, t in b1.items()}
         med8 = {k: args.batch / median(t) for k, t in b8.items()}
         medt = {k: 2 / median(t) for k, t in train.items()}
-        ours = "semseg (shipped: fast path)"
+        ours = SHIPPED_ROW
         for k in variants:
             mem = peak_memory(arch, keys[k], device, size, precision) if (k in keys and not args.no_memory) else ""
             tr = f"{medt[k]:.3f}" if k in medt else ""
@@ -387,7 +396,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
                 )
                 if same in medt:
                     vs_same += f" / {verdict(medt[ours] / medt[same], GOALS['train'])}"
-            elif k == ONNX_ROW:  # fp32 like the peer as shipped: no goal, the ratio for choosing a runtime
+            elif k in (ONNX_ROW, BF16_ROW):  # opt-in ways to run semseg: no goal, the ratio for choosing one
                 peer = "peer as shipped (fp32, NCHW)"
                 vs_ship = f"{med1[peer] / med1[k]:.2f}x / {med8[k] / med8[peer]:.2f}x"
             peer_name = arch.peer.split(":")[0].replace("tv", "torchvision")
