@@ -3,6 +3,7 @@ one markdown file with every table, its ratios and its goal verdicts."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def test_quick_suite_writes_every_table(tmp_path: Path, monkeypatch: pytest.Monk
     text = out.read_text()
     for heading in (
         "## Models on CPU",
+        "## Runtimes on CPU",
         "## Confusion matrix vs torchmetrics",
         "## Dense CRF vs pydensecrf2, idle and with one competing busy process",
         "## Sliding window on CPU",
@@ -37,6 +39,9 @@ def test_quick_suite_writes_every_table(tmp_path: Path, monkeypatch: pytest.Monk
     assert "naive convnet (test stand-in)" in text and "goal 1.5x:" in text and "goal 1.2x:" in text
     assert "| idle (load avg" in text and "| loaded (load avg" in text
     assert "skipped: CamVid not found" in text
+    assert "| PyTorch fast path, float32 |" in text
+    if importlib.util.find_spec("onnxruntime") is not None:  # the opt-in runtime rows
+        assert "| semseg exported, ONNX Runtime (fp32) |" in text and "| ONNX Runtime, float32 |" in text
 
 
 def test_unknown_section_is_refused() -> None:
