@@ -11,7 +11,8 @@ this package needs none of them.
 """
 
 from semseg.export.exporter import FORMATS, ExportReport, Parity, default_output, export_model
-from semseg.export.runtime import OnnxRuntimeModel, find_onnx, load_onnx_model, require_onnxruntime
+from semseg.export.load import load_onnx_model
+from semseg.export.runtime import OnnxRuntimeModel, find_onnx, require_onnxruntime
 from semseg.export.to_torch_export import load_program
 
 __all__ = [

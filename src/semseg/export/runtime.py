@@ -47,39 +47,6 @@ def find_onnx(name: str | Path) -> Path:
     )
 
 
-def load_onnx_model(name: str | Path, verbose: bool = False) -> OnnxRuntimeModel:
-    """The ONNX Runtime model for ``predict --model NAME --backend onnxruntime``: the export
-    :func:`find_onnx` finds, or, where there is none but ``NAME`` is a shipped model, a run or a
-    checkpoint, that model exported in memory first (checked against PyTorch on two sizes; a few
-    seconds: ``semseg export NAME`` keeps the file for next time). Says what to install first
-    when onnxruntime is missing; ``verbose`` prints a line to stderr when it exports."""
-    require_onnxruntime()
-    try:
-        return OnnxRuntimeModel(find_onnx(name))
-    except DataError as missing:
-        no_export = missing
-    import sys
-    import tempfile
-
-    from semseg.api import load_model
-    from semseg.export.exporter import export_model
-
-    try:
-        model = load_model(name)
-    except SemsegError:
-        raise no_export from None  # neither an export nor a model: say how to make an export
-    with tempfile.TemporaryDirectory(prefix="semseg-onnx-") as folder:
-        report = export_model(model, Path(folder) / ONNX_NAME, "onnx")
-        runtime = OnnxRuntimeModel((Path(folder) / ONNX_NAME).read_bytes())
-    if verbose:
-        fixed = f"; fixed input size: {report.static_reason}" if report.static_reason else ""
-        print(
-            f"exported {name} to ONNX in memory ({report.seconds:.1f} s{fixed}); keep it with: semseg export {name}",
-            file=sys.stderr,
-        )
-    return runtime
-
-
 class OnnxRuntimeModel(nn.Module):
     """An ONNX file written by ``semseg export`` as a parameterless module: CPU float32 tensors
     in, logits out.
