@@ -117,8 +117,8 @@ def rows_for_shipped(name: str, scores: dict[str, Any]) -> list[ResultRow]:
     return rows
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None or value != value else f"{100 * float(value):.1f}"
+def _pct(value: Any, decimals: int = 1) -> str:
+    return "-" if value is None or value != value else f"{100 * float(value):.{decimals}f}"
 
 
 def _minutes(value: float | None) -> str:
@@ -144,7 +144,7 @@ def results_table(rows: list[ResultRow], class_names: list[str] | None = None) -
         cells = [
             row.model,
             row.inference,
-            f"**{_pct(row.scores.get('miou'))}**",
+            f"**{_pct(row.scores.get('miou'), 2)}**",  # two decimals: 69.97 must not read as 70.0
             _pct(row.scores.get("pixel_accuracy")),
             *(_pct(iou[i] if i < len(iou) else None) for i in range(len(names))),
             "-" if row.iterations is None else str(row.iterations),
