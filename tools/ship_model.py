@@ -1,14 +1,19 @@
 """Make a shipped model (``src/semseg/pretrained/NAME``) from a trained run, and measure it.
 
     python tools/ship_model.py RUN_DIR --name camvid --recipe camvid/deeplabv3plus_mobilenetv2_os16_crop288 \\
-        --weights ema --data-root ../shared/data/camvid [--multi-scale]
+        --weights ema --data-root ../shared/data/camvid [--multi-scale] [--crf]
+
+RUN_DIR may also be a checkpoint folder of a run, e.g. ``RUN/checkpoints/bn_recalibrated`` from
+``semseg recalibrate-bn RUN``.
 
 Writes, each atomically, into a folder that replaces the old one only when complete:
 ``model.safetensors`` (float16; integer buffers stay as they are), ``meta.json`` (the run's,
 with the config's data root cleared so recipes and ``--data-root`` decide) and ``scores.json``:
 what ``semseg eval`` measured for the float16 weights on the val split, single scale and, with
-``--multi-scale``, at scales 0.5-1.75 with flips, with the exact commands, the date, the machine,
-and the run's iteration count and training time. A developer tool: users never need it.
+``--multi-scale``, at scales 0.5-1.75 with flips (and with ``--crf`` also followed by the dense
+CRF), with the exact commands, the date, the machine, and the run's iteration count and training
+time. The config's ``train.init_from`` (a path on the machine that trained it) is cleared and
+recorded in ``scores.json`` as the run it names. A developer tool: users never need it.
 """
 
 from __future__ import annotations
@@ -64,11 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", choices=("raw", "ema"), default="raw")
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--multi-scale", action="store_true")
+    parser.add_argument("--crf", action="store_true", help="with --multi-scale: also score MS + flip + CRF")
     args = parser.parse_args(argv)
 
-    run = Path(args.run)
-    ckpt = find_checkpoint(run)
+    ckpt = find_checkpoint(args.run)
+    run = ckpt.parent.parent  # RUN/checkpoints/NAME: the run's log gives the training time
     meta = read_meta(ckpt)
+    init_from = meta["config"]["train"].get("init_from")
+    meta["config"]["train"]["init_from"] = None
+    (meta.get("bn_recalibration") or {}).pop("source", None)  # a path on the machine that made it
     source = ckpt / ("ema.safetensors" if args.weights == "ema" else "model.safetensors")
     tensors = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(source)).items()}
     meta["config"]["data"]["root"] = None
@@ -87,13 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.multi_scale:
         multi, multi_cmd = _evaluate(probe, args.data_root, MULTI_SCALE)
         entries["multi_scale_flip"] = {**multi, "command": multi_cmd}
+        if args.crf:
+            crf, crf_cmd = _evaluate(probe, args.data_root, [*MULTI_SCALE, "--crf"])
+            entries["multi_scale_flip_crf"] = {**crf, "command": crf_cmd}
     iteration = int(meta.get("iteration", 0))
+    weights = f"{args.weights} weights of iteration {iteration}"
+    recalibration = meta.get("bn_recalibration")
+    if recalibration:
+        start = "raw" if recalibration.get("weights") == "model" else recalibration.get("weights")
+        weights = f"{start} weights of iteration {iteration}"
+        weights += (
+            f", batch-norm statistics re-estimated on {recalibration['images']} whole "
+            f"{recalibration['split']} images (semseg recalibrate-bn)"
+        )
     scores = {
         "dataset": meta["config"]["data"]["dataset"],
         "split": meta["config"]["data"]["val_split"],
         "recipe": args.recipe,
-        "weights": f"{args.weights} weights of iteration {iteration}, stored as float16",
-        "training": {"iterations": iteration, **_training_time(run, iteration)},
+        "weights": f"{weights}, stored as float16",
+        "training": {
+            "iterations": iteration,
+            **_training_time(run, iteration),
+            "init_from": None if not init_from else "/".join(Path(init_from).parts[-4:]),
+        },
         "measured": datetime.date.today().isoformat(),
         "machine": describe_machine("cpu"),
         **entries,

@@ -86,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     _add_inference_args(p)
 
+    p = sub.add_parser(
+        "recalibrate-bn",
+        help="re-estimate batch-norm statistics on whole training images (a new checkpoint; weights unchanged)",
+    )
+    p.add_argument("checkpoint", help="run folder, checkpoint folder or shipped model name (camvid)")
+    p.add_argument("--data-root", default=None, help="the dataset folder (default: the checkpoint's config)")
+    p.add_argument("--split", default=None, help="dataset split (default: the config's train split)")
+    p.add_argument("--images", type=int, default=None, help="use this many images, spread over the split (default all)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4, at least 2)")
+    p.add_argument("--weights", choices=["model", "ema"], default="model", help="the weights to start from")
+    p.add_argument("--out", default=None, help="checkpoint folder to write (default RUN/checkpoints/bn_recalibrated)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("predict", help="write label maps and colour overlays for images or videos")
     p.add_argument(
         "images", nargs="+", help="image files, folders or glob patterns ('frames/*.png'); or video files (needs PyAV)"
@@ -247,6 +261,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     handlers = {
         "train": commands.cmd_train,
         "eval": commands.cmd_eval,
+        "recalibrate-bn": commands.cmd_recalibrate_bn,
         "predict": commands.cmd_predict,
         "list-models": commands.cmd_list_models,
         "configs": commands.cmd_configs,

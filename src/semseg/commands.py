@@ -123,6 +123,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recalibrate_bn(args: argparse.Namespace) -> int:
+    """``semseg recalibrate-bn RUN``: a checkpoint whose batch-norm statistics are re-estimated on
+    whole training images (:mod:`semseg.engine.bn_recalibration`), the weights unchanged."""
+    from semseg.config import saved_config
+    from semseg.data import build_dataset
+    from semseg.data.io import set_max_image_pixels
+    from semseg.engine.bn_recalibration import recalibrate_batch_norm
+    from semseg.engine.checkpoint import load_weights, model_from_meta, read_meta, save_checkpoint
+    from semseg.errors import InvalidOptionError
+
+    folder = _checkpoint_or_shipped(args.checkpoint)
+    shipped = not Path(args.checkpoint).exists()
+    if args.out is None and shipped:
+        raise InvalidOptionError(f"{args.checkpoint} is a shipped model: give the folder to write with --out")
+    out = Path(args.out) if args.out else folder.parent / "bn_recalibrated"
+    if out.exists() and not args.overwrite:
+        raise InvalidOptionError(f"{out} exists; pass --overwrite to replace it, or choose --out")
+    meta = read_meta(folder)
+    cfg = saved_config(meta["config"])
+    root = args.data_root or cfg.data.root  # None: the dataset's default folder (build_dataset says where)
+    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
+    model = model_from_meta(meta)
+    load_weights(folder, model, args.weights)
+    model.to(device)
+    set_max_image_pixels(cfg.data.max_image_pixels)
+    split = args.split or cfg.data.train_split
+    dataset = build_dataset(cfg.data.dataset, root, split, classes=cfg.data.classes, binary=model.is_binary)
+    used = recalibrate_batch_norm(
+        model, dataset, device, images=args.images, batch_size=args.batch_size, progress=not args.no_progress
+    )
+    meta["bn_recalibration"] = {
+        "source": str(folder),
+        "weights": args.weights,
+        "dataset": cfg.data.dataset,
+        "split": split,
+        "images": used,
+        "batch_size": args.batch_size,
+    }
+    save_checkpoint(out, model, meta)
+    print(f"batch-norm statistics from {used} whole {split} images -> {out}  (evaluate: semseg eval {out})")
+    return 0
+
+
 def _checkpoint_or_shipped(name: str) -> Path:
     """A checkpoint folder from a run or checkpoint folder, or a shipped model's name."""
     from semseg.engine.checkpoint import find_checkpoint

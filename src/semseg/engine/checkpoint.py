@@ -189,12 +189,16 @@ def read_meta(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {folder / 'meta.json'}: {exc}") from exc
 
 
-def load_weights(folder: Path, model: nn.Module) -> None:
-    """Load the checkpoint's weights into ``model``; every key must match."""
+def load_weights(folder: Path, model: nn.Module, name: str = "model") -> None:
+    """Load the checkpoint's weights ``NAME.safetensors`` (``model``, or ``ema``: the averaged
+    weights) into ``model``; every key must match."""
+    file = folder / f"{name}.safetensors"
+    if not file.is_file():
+        raise CheckpointError(f"{folder} has no {file.name}")
     try:
-        tensors = load_file(str(folder / "model.safetensors"))
+        tensors = load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
-        raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {exc}") from None
+        raise CheckpointError(f"cannot read {file}: {exc}") from None
     expected = unwrap(model).state_dict()
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]
