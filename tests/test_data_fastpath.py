@@ -60,6 +60,13 @@ def test_fused_scale_crop_matches_resize_then_crop(scale: tuple[float, float]) -
     assert worst <= 0.5, f"mean abs diff {worst:.3f} grey levels"
 
 
+def test_fused_on_a_non_contiguous_mask() -> None:
+    image, mask = textured(41, 37), labels(37, 41).t()  # a transposed view: the index_select branch
+    for seed in range(10):
+        (_, msk2), (_, msk1) = both(image, mask, (30, 30), (0.5, 2.0), seed)
+        assert torch.equal(msk1, msk2)
+
+
 def test_fused_draws_the_same_numbers_as_the_two_steps() -> None:
     """Same draws from `random` (scale, top, left): the stream after the transform is the same."""
     image, mask = textured(30, 40), labels(30, 40)
