@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,9 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import suite_crf  # noqa: E402  (the dense CRF section: benchmarks/suite_crf.py)
 import suite_data  # noqa: E402  (the data pipeline section: benchmarks/suite_data.py)
+from suite_crf import busy_process, section_crf  # noqa: E402, F401
 from suite_data import ReferenceTransforms, section_data  # noqa: E402, F401
 
 SECTIONS = ("models", "runtimes", "confusion", "crf", "slide", "data")
@@ -455,64 +457,6 @@ def section_confusion(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-# ----------------------------------------------------------------------------- dense CRF
-
-
-@contextlib.contextmanager
-def busy_process() -> Iterator[None]:
-    """One competing process spinning on a core for the duration (a stand-in for a training
-    run or a data worker)."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def section_crf(args: argparse.Namespace) -> list[str]:
-    from crf_speed import load_inputs, ours_fn, pydensecrf_fn
-
-    width, height = (120, 90) if args.quick else (480, 360)
-    image, probs, source = load_inputs(width, height, 11)
-    ref = pydensecrf_fn(image, probs, 10)
-    lines = ["## Dense CRF vs pydensecrf2, idle and with one competing busy process", ""]
-    if ref is None:
-        return [*lines, 'skipped: pydensecrf2 is not installed (`pip install -e ".[bench]"`).']
-    threads = torch.get_num_threads()
-    rows = {
-        "pydensecrf2 (C++, 1 thread)": ref,
-        f"semseg dense_crf, CPU (torch default {threads} threads; the lattice runs in 1)": ours_fn(
-            image, probs, 10, "cpu", threads
-        ),
-    }
-    agree = float((rows[list(rows)[1]]().argmax(0) == ref().argmax(0)).mean())
-    results = {}
-    for condition in ("idle", "loaded"):
-        with busy_process() if condition == "loaded" else contextlib.nullcontext():
-            load = os.getloadavg()[0]
-            results[condition] = (interleaved(rows, args.repeats * 2), load)
-    lines += [
-        f"{width}x{height}, 11 labels, 10 mean-field iterations, DeepLab parameters; image: {source}; "
-        f"labels equal to pydensecrf2 on {100 * agree:.2f}% of pixels. 'loaded': one `python -c \"while True: pass\"` "
-        f"started by the suite competes for the {os.cpu_count()} cores. Median of {args.repeats * 2} interleaved runs. "
-        "The Gaussian kernel's lattice depends only on the image size and is cached after the first call (as in "
-        "any run over a dataset of one image size); pydensecrf2 rebuilds it every call.",
-        "",
-        "| condition | implementation | median s | fastest s | semseg speed-up (goal) |",
-        "|---|---|---:|---:|---|",
-    ]
-    for condition, (times, load) in results.items():
-        med = {k: median(t) for k, t in times.items()}
-        ref_name, ours_name = list(times)
-        goal = GOALS["crf_idle"] if condition == "idle" else GOALS["crf_loaded"]
-        for name, ts in times.items():
-            speed = verdict(med[ref_name] / med[ours_name], goal) if name == ours_name else ""
-            lines.append(f"| {condition} (load avg {load:.2f}) | {name} | {med[name]:.3f} | {min(ts):.3f} | {speed} |")
-    return lines
-
-
 # ----------------------------------------------------------------------------- sliding window
 
 
@@ -591,14 +535,7 @@ NOTES = {
         "needs its batch norm) is not ahead of the peers in the same layout and precision; where the time goes "
         "(layout conversions, aux heads, the head design) is still to be profiled.",
     ],
-    "crf": [
-        "Notes: `dense_crf` now runs its lattice in one CPU thread (`torch.set_num_threads(1)` inside, restored "
-        "after): with OpenMP each of its thousands of small ops ends in a barrier, and with another process on a "
-        "core every barrier waits for a descheduled thread (measured 6x slower than one thread on the busy 2-core "
-        "machine). Building the lattices is about half of the time (the bilateral lattice's sort and neighbour "
-        "search); the idle goal needs that build faster still: deduplicating the points of one simplex before "
-        "the sort, or a hash table in a compiled kernel.",
-    ],
+    "crf": suite_crf.NOTES,
     "slide": [
         "Notes: on a CPU the convolutions already use every thread on one tile, so stacking tiles only grows the "
         "working set; `tile_batch` stays 1 by default and is for GPUs, where one tile does not fill the device "
