@@ -233,3 +233,44 @@ def test_dense_crf_runs_in_one_thread_and_restores_the_count(monkeypatch) -> Non
     finally:
         torch.set_num_threads(before)
         crf._gaussian_lattice.cache_clear()
+
+
+def test_wide_simplex_keys_take_two_sorts_with_the_same_result(monkeypatch) -> None:
+    """Where the packed simplex key would overflow, the points are grouped by two stable sorts
+    (rank code, then the rest): the same lattice, so the same output bit for bit."""
+    from semseg.inference import crf, lattice
+
+    img, probs = smooth_image(18, 22), random_probs(4, 18, 22)
+    crf._gaussian_lattice.cache_clear()
+    one_sort = dense_crf(img, probs)
+    monkeypatch.setattr(lattice, "_KEY_LIMIT", 0)
+    crf._gaussian_lattice.cache_clear()
+    try:
+        assert torch.equal(dense_crf(img, probs), one_sort)
+    finally:
+        crf._gaussian_lattice.cache_clear()
+
+
+@pytest.mark.parametrize("bound", [50, 2**16 + 3, 2**20])
+def test_radix_argsort_equals_stable_torch_sort(bound: int) -> None:
+    from semseg.inference.lattice import _argsort_small
+
+    keys = torch.randint(0, bound, (20000,))
+    keys[:50] = bound - 1  # the widest key and many ties
+    assert torch.equal(_argsort_small(keys, bound), torch.sort(keys, stable=True)[1])
+
+
+def test_operator_out_and_reused_buffers_change_nothing() -> None:
+    """The operator writes into ``out`` (even the input itself) and reuses its lattice buffers
+    between calls, also across channel counts: the same values as fresh calls."""
+    img = smooth_image(14, 18)
+    lattices, norms = _lattices(img[None], 121.0, 5.0, 3.0)
+    q5, q2 = torch.rand(14 * 18, 5), torch.rand(14 * 18, 2)
+    first = LatticeOperator(lattices, norms, [4.0, 3.0])(q5)
+    op = LatticeOperator(lattices, norms, [4.0, 3.0])
+    assert torch.equal(op(q2), LatticeOperator(lattices, norms, [4.0, 3.0])(q2))
+    assert torch.equal(op(q5), first)
+    inplace = q5.clone()
+    assert op(inplace, out=inplace).data_ptr() == inplace.data_ptr()
+    assert torch.equal(inplace, first)
+    assert torch.equal(op(q5.double()), LatticeOperator(lattices, norms, [4.0, 3.0])(q5.double()))
