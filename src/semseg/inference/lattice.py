@@ -123,19 +123,18 @@ class PermutohedralLattice:
         """
         n, d = feats.shape
         # Elevated coordinates reach about 2d(d+1) max|f| and must stay exact integers in float32.
-        if n and float(feats.abs().max()) * 2 * d * (d + 1) > 2**22:
+        largest = max(abs(float(v)) for v in torch.aminmax(feats)) if n else 0.0
+        if largest * 2 * d * (d + 1) > 2**22:
             raise InvalidOptionError(
-                f"lattice features up to {float(feats.abs().max()):.3g} are too large for float32 keys "
-                "(kernel scales too small?)"
+                f"lattice features up to {largest:.3g} are too large for float32 keys (kernel scales too small?)"
             )
         chunk = n if feats.is_cuda else _CHUNK
-        feats_t = feats.T.contiguous()
         self.weights = feats.new_empty(n, d + 1)
         rem0 = torch.empty(d, n, dtype=torch.int32, device=feats.device)
         rank = torch.empty(d, n, dtype=torch.uint8, device=feats.device)
         for s in range(0, n, chunk):
-            w, rem0[:, s : s + chunk], rank[:, s : s + chunk] = _embed(feats_t[:, s : s + chunk])
-            self.weights[s : s + chunk] = w.T
+            # (the transposed view costs nothing: only a matrix product reads it)
+            rem0[:, s : s + chunk], rank[:, s : s + chunk] = _embed(feats[s : s + chunk].T, self.weights[s : s + chunk])
         low = rem0.amin(1).long() - 2 * (d + 1)
         radix = rem0.amax(1).long() + 2 * (d + 1) - low + 1
         mults = [1]
@@ -438,11 +437,12 @@ def _blur(
     return lat
 
 
-def _embed(feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _embed(feats: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     """Enclosing simplex of every point of ``feats (d, N)``.
 
-    Returns barycentric weights ``(d+1, N)``, and of the first ``d`` coordinates the remainder-0
-    point ``rem0 (d, N)`` (integer-valued floats) and the rank ``(d, N)``, following section 3 of
+    Writes the barycentric weights into ``weights (N, d+1)``; returns, of the first ``d``
+    coordinates, the remainder-0 point ``rem0 (d, N)`` (integer-valued floats) and the rank
+    ``(d, N)``, following section 3 of
     Adams et al.: elevate onto the hyperplane ``H_d`` with the matrix ``E`` (scaled so the blur has
     unit standard deviation), round to the nearest remainder-0 point, sort the residual to find
     the simplex. Rows of ``N`` values throughout: tensor ops over a tiny last dimension are slow.
@@ -470,11 +470,20 @@ def _embed(feats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # point are a permutation, so one scatter (no accumulation) of the fracs into the order
     # ``g[k] = frac of the coordinate with d - rank = k`` gives b[k] = g[k] - g[k-1] and
     # b[0] = g[0] + (1 - g[d]): the same sums as two scatter-adds, in half the time.
-    g = torch.empty_like(frac).scatter_(0, d - rank.long(), frac)
-    bary = torch.empty_like(frac)
-    torch.sub(g[1:], g[:-1], out=bary[1:])
-    torch.add(g[0], 1.0 - g[d], out=bary[0])
-    return bary, rem0[:d], rank[:d]
+    # As one matrix product ``[g; 1]^T [D; e_0]`` it lands directly in the (N, d+1) rows of ``weights``.
+    g = frac.new_empty(dp1 + 1, frac.shape[1])
+    g[dp1] = 1.0
+    g[:dp1].scatter_(0, (d - rank).long(), frac)  # (float subtraction, then one conversion: cheaper)
+    torch.mm(g.T, _barycentric(d, feats.device), out=weights)
+    return rem0[:d], rank[:d]
+
+
+@cache
+def _barycentric(d: int, device: torch.device) -> Tensor:
+    """``(d+2, d+1)``: ``D`` with ``(g^T D)[k] = g[k] - g[k-1]`` (``g[-1]`` read as ``g[d]``) over
+    the row ``e_0``: barycentric weights from the sorted fracs and a row of ones (see :func:`_embed`)."""
+    diff = torch.eye(d + 1) - torch.roll(torch.eye(d + 1), 1, dims=1)
+    return torch.cat([diff, torch.eye(1, d + 1)]).to(device)
 
 
 @cache
