@@ -95,23 +95,20 @@ class PermutohedralLattice:
         # value: every sum below runs in point order whatever the vertex ids.
         perm = _stable_sort(inc_order.index_select(0, vseg))[1]  # new id -> old id
         renumber = torch.cat([_inverse_permutation(perm), perm.new_tensor([m])])  # missing (m) stays m
+        # int32 indices where they fit: half the memory traffic, about 10% faster sparse products.
+        index = torch.int32 if n * dp1 < 2**31 else torch.long
         vid = _scatter(inc_order, renumber.index_select(0, torch.cumsum(new, 0) - 1))  # vertex of each incidence
-        self.offsets = vid.view(num_simplices, dp1).index_select(0, simplex)
+        self.offsets = vid.to(index).view(num_simplices, dp1).index_select(0, simplex)
         self.neighbours = []
         for pair in neighbours:  # new vertex k is old vertex perm[k]; its neighbours get new ids too
-            self.neighbours.append(tuple(renumber.index_select(0, nb.index_select(0, perm)) for nb in pair))
+            self.neighbours.append(tuple(renumber.index_select(0, nb.index_select(0, perm)).to(index) for nb in pair))
         # 3. The splat matrix in CSR form: the (point, vertex) pairs sorted by vertex, ties (the
         # points of one vertex) in point order.
-        self.order = _argsort_small(self.offsets.reshape(-1), m)
+        self.order = _argsort_small(self.offsets.reshape(-1), m).to(index)
         counts = torch.bincount(self.offsets.reshape(-1), minlength=m)
-        self.starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+        self.starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).to(index)
         self.splat_points = _floordiv(self.order, dp1)  # the point of each sorted pair
         self.splat_weights = self.weights.reshape(-1).index_select(0, self.order)
-        if n * dp1 < 2**31:  # int32 indices: half the memory traffic, about 10% faster sparse products
-            self.offsets, self.order, self.starts, self.splat_points = (
-                t.to(torch.int32) for t in (self.offsets, self.order, self.starts, self.splat_points)
-            )
-            self.neighbours = [tuple(nb.to(torch.int32) for nb in pair) for pair in self.neighbours]
 
     def _embed_points(self, feats: Tensor, batch: int) -> tuple[Tensor, Tensor, Tensor, list[int]]:
         """Barycentric weights (into ``self.weights (N, d+1)``), remainder-0 points ``(d, N)``
@@ -311,6 +308,16 @@ def _neighbours(uniq: Tensor, mults: list[int], d: int) -> list[tuple[Tensor, Te
     """
     m = uniq.numel()
     step = sum(mults[:d])
+    if not uniq.is_cuda:  # the same in NumPy: its searchsorted and scatter are several times faster here
+        u, everyone, out_np = uniq.numpy(), np.arange(m), []
+        for j in range(d + 1):
+            cand = u + ((d + 1) * mults[j] - step if j < d else -step)
+            pos = np.minimum(np.searchsorted(u, cand), m - 1)
+            found = u[pos] == cand
+            n2 = np.full(m, m)
+            n2[pos[found]] = everyone[found]
+            out_np.append((torch.from_numpy(np.where(found, pos, m)), torch.from_numpy(n2)))
+        return out_np
     everyone = torch.arange(m, device=uniq.device)
     out = []
     for j in range(d + 1):
