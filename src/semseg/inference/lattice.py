@@ -372,6 +372,17 @@ class LatticeOperator:
         cols, vals = torch.cat(slice_cols, 1), torch.cat(slice_vals, 1)
         rows = torch.arange(0, cols.numel() + 1, cols.shape[1], dtype=index, device=cols.device)
         self.slice_matrix = _csr(rows, cols.reshape(-1), vals.reshape(-1), size=(n, total + 1))
+        # On the CPU each directional blur is a CSR product too (3 entries a row: 1/2, 1, 1/2; a
+        # missing neighbour points at the zero row), one pass where the gathers took four:
+        # measured 3.3 instead of 5.5 ms per iteration at 480x360, for 2 ms to build.
+        self.blur_matrices = []
+        if cols.device.type == "cpu":
+            for (n1, n2), rows_j in zip(self.neighbours, self.prefix, strict=True):
+                me = torch.arange(rows_j, dtype=index, device=cols.device)
+                blur_cols = torch.stack([n1, me, n2], 1).reshape(-1)
+                blur_vals = vals.new_tensor([0.5, 1.0, 0.5]).repeat(rows_j)
+                crow_j = torch.arange(0, 3 * rows_j + 1, 3, dtype=index, device=cols.device)
+                self.blur_matrices.append(_csr(crow_j, blur_cols, blur_vals, size=(rows_j, total + 1)))
         self._buffers: tuple[Tensor, Tensor] | None = None
 
     def __call__(self, values: Tensor, reverse: bool = False, out: Tensor | None = None) -> Tensor:
@@ -390,6 +401,7 @@ class LatticeOperator:
         if self.slice_matrix.dtype != values.dtype:
             self.slice_matrix = self.slice_matrix.to(values.dtype)
             self.splat_matrix = self.splat_matrix.to(values.dtype)
+            self.blur_matrices = [m.to(values.dtype) for m in self.blur_matrices]
         steps = list(zip(self.neighbours, self.prefix, strict=True))
         if reverse:
             steps = steps[::-1]
@@ -403,7 +415,12 @@ class LatticeOperator:
         lat, spare = self._buffers
         # beta=0: the buffer's old contents are never read. Row ``total`` (no entries) comes out zero.
         torch.addmm(lat, self.splat_matrix, values, beta=0, out=lat)
-        lat = _blur(lat, steps, spare)
+        # Each B_j is symmetric (n2 inverts n1), so the transpose runs the same matrices reversed.
+        for blur in self.blur_matrices[::-1] if reverse else self.blur_matrices:
+            rows = blur.shape[0]
+            torch.addmm(spare[:rows], blur, lat, beta=0, out=spare[:rows])
+            spare[rows:] = lat[rows:]  # rows without this direction, and the zero row
+            lat, spare = spare, lat
         if out is None:
             out = values.new_empty(values.shape[0], shape[1])
         return torch.addmm(out, self.slice_matrix, lat, beta=0, out=out)
