@@ -7,8 +7,10 @@ with pydensecrf2 (Krahenbuhl's C++ code) in the same run, same image, same param
 The image is a CamVid val image (``../shared/data/camvid``; a synthetic image where that is
 absent), the probabilities a noisy one-hot of its label map (no trained model needed). Runs are
 interleaved (pydensecrf, ours, pydensecrf, ...) so that load from other processes hits both
-alike; the table gives the median and the fastest of ``--repeats`` runs. "setup" is a call with
-``iterations=0`` (building the two lattices only).
+alike; the table gives the median and the fastest of ``--repeats`` runs, and the median CPU time
+of this process per call (every row runs single-threaded but the 2-thread ones, whose lattice runs
+in one thread too), which other processes on the machine move far less than the wall-clock time.
+"setup" is a call with ``iterations=0`` (building the two lattices only).
 """
 
 from __future__ import annotations
@@ -117,13 +119,16 @@ def main() -> None:
     load = os.getloadavg()
     outputs = {name: fn() for name, fn in runs.items()}  # warm-up, and the outputs compared below
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, fn in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     torch.set_num_threads(max(threads))
     base = statistics.median(times[next(iter(runs))])
+    base_cpu = statistics.median(cpu[next(iter(runs))])
     lines = [
         f"{width}x{height}, {args.classes} labels, {args.iterations} mean-field iterations, DeepLab parameters "
         f"(bilateral 4 / xy 121 / rgb 5, Gaussian 3 / xy 3); image: {source}; probabilities: noisy one-hot of its labels.",
@@ -131,13 +136,16 @@ def main() -> None:
         f"Interleaved runs, {args.repeats} repeats after one warm-up; load average at the start {load[0]:.2f}"
         + (" (other processes were using the CPU: compare rows, not absolute times)." if load[0] > 1.0 else "."),
         "",
-        "| implementation | median s | fastest s | speed vs first row (median; > 1 is faster) |",
-        "| --- | --- | --- | --- |",
+        "| implementation | median s | fastest s | speed vs first row (median; > 1 is faster) | median CPU s | "
+        "speed vs first row, CPU |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, ts in times.items():
-        med = statistics.median(ts)
-        speed = "(part of the row above)" if "setup" in name else f"{base / med:.2f}x"
-        lines.append(f"| {name} | {med:.3f} | {min(ts):.3f} | {speed} |")
+        med, med_cpu = statistics.median(ts), statistics.median(cpu[name])
+        part = "setup" in name
+        speed = "(part of the row above)" if part else f"{base / med:.2f}x"
+        speed_cpu = "" if part else f"{base_cpu / med_cpu:.2f}x"
+        lines.append(f"| {name} | {med:.3f} | {min(ts):.3f} | {speed} | {med_cpu:.3f} | {speed_cpu} |")
     if ref is not None:
         first = outputs[next(iter(runs))]
         lines.append("")
