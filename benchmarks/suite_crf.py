@@ -32,8 +32,11 @@ NOTES = [
     "keys wider than one), the splat order by a radix sort of the vertex ids, and the blur's neighbour search, "
     "integer division and permutation inverses in NumPy too (torch's int64 division and index_copy_ were the slow "
     "ops); indices are int32. The normaliser filter and the fused two-kernel operator are sparse CSR products, "
-    "and every iteration's splat and slice write into buffers kept between iterations (no zero-filled, "
-    "page-faulting result per product). All in PyTorch/NumPy, no compiled extension. The outputs match the "
+    "each directional blur too (three entries a row, one pass where four gathers and adds were), and every "
+    "iteration's splat, blur and slice write into buffers kept between iterations (no zero-filled, page-faulting "
+    "result per product); the mean-field normalisation sums the few classes with a matrix product. The input "
+    "checks and the output layout run inside the one-thread block too. All in PyTorch/NumPy, no compiled "
+    "extension. The outputs match the "
     "previous implementation to float32 rounding (the elevation is now one matrix product), and the tests keep "
     "comparing against the exact O(N^2) reference and pydensecrf2.",
 ]
