@@ -13,9 +13,12 @@ away), in ``O(N d^2 + M d C)`` instead of ``O(N^2 C)``.
 
 Everything is vectorised, with no Python loop over points: the simplex search (in chunks of
 ``(d + 1, chunk)`` rows; tensor ops over a tiny last dimension are slow on the CPU), the hash table
-(one sort of mixed-radix integer codes, then ``searchsorted`` for the blur neighbours), splat and
-slice (sparse CSR matrix products, vertices numbered in the order the pixels first touch them so
-that both walk memory nearly in order) and the blur (two gathers per direction). A
+(the points grouped by simplex with one sort of compact keys, then one sort of the mixed-radix
+vertex codes of the simplices only, and ``searchsorted`` for the blur neighbours), splat and slice
+(sparse CSR matrix products, vertices numbered in the order the pixels first touch them so that
+both walk memory nearly in order) and the blur (one CSR product per direction on the CPU, two
+gathers on CUDA). Sorts, searches and integer scatters run in NumPy on the CPU, where its
+vectorised kernels beat torch's several times for these int64 arrays. A
 :class:`LatticeOperator` is built once per image and reused for every filtering, and can hold
 several kernels (the CRF's bilateral and Gaussian) with their weights and normalisations folded
 in, so one mean-field iteration is one splat, one blur and one slice.
@@ -50,6 +53,7 @@ class PermutohedralLattice:
         offsets, weights: ``(B*P, d+1)`` vertex index and barycentric weight of each point's vertices.
         order, starts: the ``B*P * (d+1)`` (point, vertex) pairs sorted by vertex (flat indices into
             ``offsets``) and where each vertex's run starts ``(M+1,)``: the splat matrix in CSR form.
+        splat_points, splat_weights: the point and the weight of each pair in that order.
         neighbours: per lattice direction, the two neighbour indices of every vertex ``(M,)``;
             index ``M`` stands for a missing neighbour (a zero row).
     """
