@@ -32,6 +32,8 @@ def test_camvid_is_shipped_with_its_metadata_and_scores() -> None:
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["class_names"] == list(CLASSES) and [tuple(c) for c in meta["palette"]] == list(PALETTE)
     assert meta["config"]["data"]["root"] is None  # recipes and --data-root decide, never a developer's path
+    assert meta["config"]["train"]["init_from"] is None  # nor the path of the stage it started from
+    assert "source" not in meta.get("bn_recalibration", {})
     scores = pretrained.shipped_scores("camvid")
     single = scores["single_scale"]
     assert scores["dataset"] == "camvid" and scores["split"] == "val"
@@ -64,6 +66,17 @@ def test_shipped_model_agrees_with_a_real_val_label() -> None:
     labelled = label < len(CLASSES)  # 11 is void
     agreement = float((predicted[labelled] == label[labelled]).mean())
     assert agreement >= 0.6, f"{name}: {agreement:.1%} of labelled pixels agree"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared CamVid copy (../shared/data/camvid) is absent")
+def test_semseg_eval_reproduces_the_stored_score(tmp_path: Path) -> None:
+    """The stored single-scale score is what `semseg eval` measures for the shipped files (~30 s)."""
+    assert main(["eval", "camvid", "--data-root", str(SHARED), "--out", str(tmp_path), "--no-progress"]) == 0
+    measured = json.loads((tmp_path / "metrics.json").read_text())
+    stored = pretrained.shipped_scores("camvid")["single_scale"]
+    assert abs(measured["miou"] - stored["miou"]) < 1e-6
+    assert np.allclose(measured["iou"], stored["iou"], atol=1e-6)
 
 
 def test_cli_predicts_the_sample_frame_with_the_shipped_model(tmp_path: Path, capsys) -> None:
