@@ -187,16 +187,17 @@ class Variant:
     inference: Callable[[], Any] = field(default=lambda: torch.no_grad())
 
 
-SHIPPED_ROW = "semseg (shipped: fast path, fp32)"
-BF16_ROW = "semseg fast path, bf16 autocast (`--precision bf16`)"
+SHIPPED_ROW = "semseg as `predict` runs it (fast path, `auto` precision)"
+FP32_ROW = "semseg fast path, float32 (`semseg eval`; `--precision fp32`)"
+SAME_ROW = "peer, semseg's layout + precision"
 
 
 def prepare_variants(arch: Arch, device: torch.device, precision: str, size: int) -> dict[str, Variant]:
-    """semseg as `semseg predict`/`eval` run it by default (fast path: folded BN, its layout,
-    float32, inference mode); the peer as it ships (fp32, NCHW, ``no_grad``); the peer given
-    semseg's layout by hand (same precision, inference mode); where ``precision`` autocasts
-    (bf16), the opt-in bf16 fast path; on CPU with onnxruntime, semseg's ONNX export run by ONNX
-    Runtime at ``size`` x ``size``."""
+    """semseg as `semseg predict` runs it by default (fast path: folded BN, its layout,
+    ``precision`` = ``auto``: bf16 autocast where native, inference mode); the peer as it ships
+    (fp32, NCHW, ``no_grad``); the peer given semseg's layout and precision by hand (inference
+    mode); where ``auto`` autocasts, the float32 fast path that `semseg eval` runs; on CPU with
+    onnxruntime, semseg's ONNX export run by ONNX Runtime at ``size`` x ``size``."""
     from semseg.inference.fastpath import fast_inference_model
     from semseg.precision import autocast_dtype
 
@@ -211,12 +212,12 @@ def prepare_variants(arch: Arch, device: torch.device, precision: str, size: int
     if ours_nhwc:
         peer_same = peer_same.to(memory_format=torch.channels_last)
     variants = {
-        SHIPPED_ROW: Variant("semseg", shipped, ours_nhwc, "fp32", torch.inference_mode),
+        SHIPPED_ROW: Variant("semseg", shipped, ours_nhwc, precision, torch.inference_mode),
         "peer as shipped (fp32, NCHW)": Variant("peer", peer, False, "fp32"),
-        "peer, semseg's layout + precision": Variant("peer_same", peer_same, ours_nhwc, "fp32", torch.inference_mode),
+        SAME_ROW: Variant("peer_same", peer_same, ours_nhwc, precision, torch.inference_mode),
     }
     if autocast_dtype(precision, device) is not None:  # bf16 on a CPU with native bf16, on CUDA
-        variants[BF16_ROW] = Variant("semseg_bf16", shipped, ours_nhwc, precision, torch.inference_mode)
+        variants[FP32_ROW] = Variant("semseg_fp32", shipped, ours_nhwc, "fp32", torch.inference_mode)
     onnx = onnx_variant(ours, device, size)
     if onnx is not None:
         variants[ONNX_ROW] = onnx
@@ -309,7 +310,7 @@ def prepare_one(arch: Arch, key: str, device: torch.device, precision: str) -> V
         nhwc = next(m for m in ours.modules() if isinstance(m, nn.Conv2d)).weight.is_contiguous(
             memory_format=torch.channels_last
         )
-        return Variant("semseg", fast_inference_model(ours), nhwc, "fp32", torch.inference_mode)
+        return Variant("semseg", fast_inference_model(ours), nhwc, precision, torch.inference_mode)
     return Variant("peer", build_peer(arch.peer).to(device).eval(), False, "fp32")
 
 
@@ -336,14 +337,15 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
         f"## Models on {device.type.upper()}: semseg vs torchvision / segmentation_models_pytorch",
         "",
         f"Input {size}x{size}, {NUM_CLASSES} classes, random weights; median of {repeats} interleaved repeats after "
-        f"one warm-up. semseg as shipped = what `semseg predict`/`eval` run by default: the inference fast path "
-        "(batch norm folded, the model's default layout, float32, `inference_mode`); the peer given semseg's layout "
-        "by hand runs in float32 too. Opt-in rows: the bf16 fast path (`--precision bf16`, autocast "
-        f"{dtype or 'unavailable'} here) and semseg's ONNX export in ONNX Runtime (`--backend onnxruntime`), each "
-        "against the peer as shipped. Peers as they ship: fp32, NCHW, `no_grad`. Train step (batch 2: forward, "
-        f"cross-entropy, backward, SGD) for both in semseg's layout and the trainer's default precision "
-        f"(`{precision}` = {dtype or 'float32'} here). Peak memory: one batch-1 fp32 inference in a fresh process "
-        "(resident set on CPU, including the runtime).",
+        f"one warm-up. semseg as shipped = what `semseg predict` and `semseg.predict` run by default: the inference "
+        "fast path (batch norm folded, the model's default layout, `inference_mode`) in `auto` precision "
+        f"(= {dtype or 'float32'} here); the peer given semseg's layout and precision by hand runs the same way. "
+        "Other rows, each against the peer as shipped: the float32 fast path (what `semseg eval` runs, for scores "
+        "that compare across machines; shown where `auto` autocasts) and semseg's ONNX export in ONNX Runtime "
+        "(`--backend onnxruntime`, float32). Peers as they ship: fp32, NCHW, `no_grad`. Train step (batch 2: "
+        f"forward, cross-entropy, backward, SGD) for both in semseg's layout and the trainer's default precision "
+        f"(`{precision}` = {dtype or 'float32'} here). Peak memory: one batch-1 inference as the row runs it, in a "
+        "fresh process (resident set on CPU, including the runtime).",
         "",
         "| architecture | row | latency b1 (ms) | throughput b8 (img/s) | train b2 (img/s) | peak mem b1 (MiB) |"
         " vs peer as shipped (b1 / b8) | vs peer same layout + precision (b1 / b8 / train) |",
@@ -373,7 +375,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
             train = interleaved(
                 {
                     SHIPPED_ROW: train_fn(ours_train, x2, precision, device),
-                    "peer, semseg's layout + precision": train_fn(peer_train, x2, precision, device),
+                    SAME_ROW: train_fn(peer_train, x2, precision, device),
                 },
                 max(1, repeats // 2),
             )
@@ -388,7 +390,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
             tr = f"{medt[k]:.3f}" if k in medt else ""
             vs_ship = vs_same = ""
             if k == ours:
-                peer, same = "peer as shipped (fp32, NCHW)", "peer, semseg's layout + precision"
+                peer, same = "peer as shipped (fp32, NCHW)", SAME_ROW
                 vs_ship = (
                     f"{verdict(med1[peer] / med1[ours], GOALS['infer_shipped'])} / "
                     f"{verdict(med8[ours] / med8[peer], GOALS['infer_shipped'])}"
@@ -399,7 +401,7 @@ def section_models(args: argparse.Namespace, device: torch.device) -> list[str]:
                 )
                 if same in medt:
                     vs_same += f" / {verdict(medt[ours] / medt[same], GOALS['train'])}"
-            elif k in (ONNX_ROW, BF16_ROW):  # opt-in ways to run semseg: no goal, the ratio for choosing one
+            elif k in (ONNX_ROW, FP32_ROW):  # other ways to run semseg: no goal, the ratio for choosing one
                 peer = "peer as shipped (fp32, NCHW)"
                 vs_ship = f"{med1[peer] / med1[k]:.2f}x / {med8[k] / med8[peer]:.2f}x"
             peer_name = arch.peer.split(":")[0].replace("tv", "torchvision")
@@ -522,12 +524,15 @@ def section_runtimes(args: argparse.Namespace) -> list[str]:
 
 NOTES = {
     "models": [
-        "Notes: `semseg predict`/`eval` default to float32 (bf16 moved CamVid val mIoU by 0.31 points, more than "
-        "the 0.1 allowed for a default), so the shipped row gains only what is exact: folded batch norm (one pass "
-        "over each feature map fewer) and the layout, a few percent, since the convolutions dominate; the 1.5x "
-        "goal is reached by the opt-in bf16 row on a CPU with native bf16 (AMX), "
-        "not by the default. "
-        "Fused conv + ReLU kernels are what would close the float32 gap: ONNX Runtime fuses them (its row: "
+        "Notes: `semseg predict` (and `semseg.predict`, `semseg serve`) default to `auto` precision: bfloat16 "
+        "autocast on a CPU with native bf16 (AVX512-BF16 / AMX) or a bf16-capable GPU, float32 elsewhere. On CamVid "
+        "val the shipped model's bf16 and float32 mIoU differ by less than the 0.1 points allowed for a default "
+        "(measured figures: README, 'CamVid: the shipped model'; an earlier, half-trained checkpoint moved by more: "
+        "for your own model compare "
+        "`semseg eval RUN --precision bf16` with `semseg eval RUN`). `semseg eval` keeps float32 so that scores "
+        "compare across machines. On a CPU without native bf16 the shipped row is the float32 fast path, which "
+        "gains only what is exact: folded batch norm and the layout, a few percent, since the convolutions dominate. "
+        "Fused conv + ReLU kernels are what would close that float32 gap: ONNX Runtime fuses them (its row: "
         "semseg's export, fp32, as `semseg predict --backend onnxruntime` runs it, exported in memory when there "
         "is no file), `torch.compile` through Inductor too; see the runtimes table for whether either helps on "
         "this machine. Neither is the default: ONNX Runtime needs the optional `onnx` extra and seconds of export "

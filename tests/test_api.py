@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import semseg
 from semseg.engine.checkpoint import checkpoint_meta, save_checkpoint
@@ -86,3 +89,28 @@ def test_create_model_rejects_unknown_options() -> None:
         semseg.create_model("deeplabv3plus_mobilenetv2", outputstride=8)
     with pytest.raises(ValueError, match="num_classes"):
         semseg.create_model("fcn_resnet18_d8", num_classes=0)
+
+
+def test_predict_runs_in_auto_precision_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`semseg.predict` and `semseg predict` autocast as PREDICT_PRECISION says (bf16 where the
+    hardware has it); an explicit precision wins; `semseg eval` stays float32 (its config's)."""
+    from semseg.cli import main
+    from semseg.constants import PREDICT_PRECISION
+    from semseg.inference import Predictor
+
+    seen: list[str] = []
+    original = Predictor.__init__
+
+    def spy(self: Predictor, model: torch.nn.Module, **kwargs: object) -> None:
+        seen.append(str(kwargs.get("precision", "fp32")))
+        original(self, model, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Predictor, "__init__", spy)
+    model = semseg.load_model("camvid")
+    frame = np.zeros((24, 32, 3), dtype=np.uint8)
+    semseg.predict(model, frame)
+    semseg.predict(model, frame, precision="fp32")
+    Image.fromarray(frame).save(tmp_path / "f.png")
+    assert main(["predict", str(tmp_path / "f.png"), "--model", "camvid", "--out", str(tmp_path / "a")]) == 0
+    assert PREDICT_PRECISION == "auto"
+    assert seen == ["auto", "fp32", "auto"]

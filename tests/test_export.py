@@ -151,7 +151,8 @@ def test_cli_export_run_then_predict_with_onnxruntime(
     labels = {}
     for backend in ("torch", "onnxruntime"):
         folder = tmp_path / backend
-        assert main(["predict", str(image), "--model", str(run), "--backend", backend, "--out", str(folder)]) == 0
+        command = ["predict", str(image), "--model", str(run), "--backend", backend, "--precision", "fp32"]
+        assert main([*command, "--out", str(folder)]) == 0
         labels[backend] = np.asarray(Image.open(folder / "frame_labels.png"))
     assert labels["torch"].shape == (60, 80)
     assert (labels["torch"] == labels["onnxruntime"]).mean() > 0.999
@@ -166,7 +167,10 @@ def test_onnxruntime_backend_exports_the_shipped_model_in_memory(
     labels = {}
     for backend in ("torch", "onnxruntime"):
         folder = tmp_path / backend
-        assert main(["predict", str(image), "--model", "camvid", "--backend", backend, "--out", str(folder)]) == 0
+        # float32 on both sides: the export is compared with the exact path (predict's default,
+        # `auto`, is bf16 on a CPU with native bf16)
+        command = ["predict", str(image), "--model", "camvid", "--backend", backend, "--precision", "fp32"]
+        assert main([*command, "--out", str(folder)]) == 0
         labels[backend] = np.asarray(Image.open(folder / "frame_labels.png"))
     err = capsys.readouterr().err
     assert "exported camvid to ONNX in memory" in err and "semseg export camvid" in err

