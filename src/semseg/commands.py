@@ -74,6 +74,12 @@ def inference_options(args: argparse.Namespace, defaults: Any = None) -> dict[st
     return opts
 
 
+def _saved_run_device(cfg: Any) -> torch.device:
+    """Where ``eval`` and ``recalibrate-bn`` run a saved checkpoint: CUDA when the run's
+    ``train.device`` is ``auto`` and a GPU is present, else the CPU."""
+    return torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """``semseg eval RUN``: scores of a checkpoint on a split, with any inference recipe."""
     from semseg.api import load_model
@@ -90,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     apply_overrides(cfg, args.overrides)
     if args.data_root:
         cfg.data.root = args.data_root
-    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
+    device = _saved_run_device(cfg)
     model = load_model(args.checkpoint, device=str(device))  # a shipped model's damage is reported as such
     set_max_image_pixels(cfg.data.max_image_pixels)
     dataset = build_dataset(
@@ -144,7 +150,7 @@ def cmd_recalibrate_bn(args: argparse.Namespace) -> int:
     meta = read_meta(folder)
     cfg = saved_config(meta["config"])
     root = args.data_root or cfg.data.root  # None: the dataset's default folder (build_dataset says where)
-    device = torch.device("cuda" if cfg.train.device == "auto" and torch.cuda.is_available() else "cpu")
+    device = _saved_run_device(cfg)
     model = model_from_meta(meta)
     load_weights(folder, model, args.weights)
     model.to(device)

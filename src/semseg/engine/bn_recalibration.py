@@ -31,12 +31,10 @@ from tqdm import tqdm
 from semseg.data.transforms import normalize_batch
 from semseg.errors import InvalidOptionError
 
-_NORMS = (nn.modules.batchnorm._BatchNorm,)
-
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """Every batch-norm layer of ``model`` that keeps running statistics."""
-    return [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
 def _batches(dataset: Dataset, indices: Sequence[int], batch_size: int) -> Iterator[Tensor]:
