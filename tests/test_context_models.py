@@ -70,6 +70,18 @@ def test_deeplabv3plus_decoder_low_level_stride() -> None:
     assert mobile.backbone.strides[mobile.head.low_index] == 4
 
 
+def test_deeplabv3_mobilenetv2_puts_the_aspp_on_the_320_channel_block() -> None:
+    model = create_model("deeplabv3_mobilenetv2", num_classes=3)
+    assert model.backbone.out_channels[-1] == 320 and model.backbone.strides[-1] == 16
+    aspp = model.head.aspp
+    assert model.head.rates == (6, 12, 18) and len(aspp.branches) == 5  # 1x1, three atrous, image pooling
+    x = torch.randn(1, 3, 64, 96)
+    assert _capture(aspp, x, model).shape == (1, 256, 4, 6)
+    assert model(x).shape == (1, 3, 64, 96)
+    os8 = create_model("deeplabv3_mobilenetv2", num_classes=3, output_stride=8, final_conv=True)
+    assert os8.head.rates == (12, 24, 36) and os8.backbone.out_channels[-1] == 1280
+
+
 def test_deeplabv3plus_separable_option() -> None:
     model = create_model("deeplabv3plus_resnet50", num_classes=3, separable=True)
     atrous = list(model.head.aspp.branches)[1:4]

@@ -20,6 +20,8 @@ def test_the_issue_s_recipes_are_installed() -> None:
         "camvid/deeplabv3plus_mobilenetv2_os16_crop288",
         "camvid/unet_scratch_crop288",
         "camvid/pspnet_resnet50_os8_crop288",
+        "camvid/deeplabv3_mobilenetv2_os16_crop288",  # the CPU-sized context network
+        "camvid/unet_w16_scratch_crop288",  # the CPU-sized from-scratch network
     } <= set(RECIPES)
     for name, path in list_recipes().items():
         assert path.is_relative_to(Path(__import__("semseg").__file__).parent), name  # inside the package
@@ -41,7 +43,7 @@ def test_recipe_resolves_by_name_and_prefix_and_builds(name: str) -> None:
 
 def test_an_unknown_or_ambiguous_recipe_lists_the_names() -> None:
     with pytest.raises(
-        ConfigError, match=r"not found; installed recipes: camvid/deeplabv3plus_mobilenetv2_os16_crop288"
+        ConfigError, match=r"not found; installed recipes: camvid/deeplabv3_mobilenetv2_os16_crop288, camvid/deeplabv3plus_mobilenetv2"
     ):
         resolve_config_path("camvid/segformer")
     with pytest.raises(ConfigError, match=r"'camvid/' is ambiguous"):

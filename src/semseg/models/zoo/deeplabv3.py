@@ -125,6 +125,34 @@ register_variants(
 
 
 @register_model
+def deeplabv3_mobilenetv2(
+    *,
+    num_classes: int = 21,
+    output_stride: int = 16,
+    image_pooling: bool = True,
+    head_form: str = "paper",
+    final_conv: bool = False,
+    backbone_weights: WeightsArg = None,
+) -> SegmentationModel:
+    """DeepLabv3 on MobileNetV2 at OS16: ASPP (rates 6/12/18, doubled at OS8) with image pooling
+    on the last feature, then the classifier, as in MobileNetV2's segmentation experiments
+    (https://arxiv.org/abs/1801.04381, Sec. 6.3). The encoder ends at the 320-channel block;
+    ``final_conv=True`` keeps torchvision's 1280-channel 1x1 conv after it.
+
+    Shape: ``(N, 3, H, W)`` -> logits ``(N, num_classes, H, W)``."""
+    return dilated_model(
+        "mobilenetv2",
+        DeepLabV3Head,
+        num_classes,
+        output_stride=output_stride,
+        backbone_weights=backbone_weights,
+        backbone_options={"final_conv": final_conv},
+        image_pooling=image_pooling,
+        form=head_form,
+    )
+
+
+@register_model
 def deeplabv3plus_mobilenetv2(
     *,
     num_classes: int = 21,
