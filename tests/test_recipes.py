@@ -58,8 +58,8 @@ def test_configs_lists_the_recipes(capsys) -> None:
 
 def test_a_recipe_by_name_trains_then_results_tabulates_it(tmp_path: Path, monkeypatch, capsys) -> None:
     """The DeepLabv3+ recipe by its short name, on the embedded sample frames for 2 iterations,
-    from a working directory without any config files; then a multi-scale evaluation beside it,
-    and ``semseg results`` reads both."""
+    from a working directory without any config files; then a multi-scale and a bfloat16
+    evaluation beside it, and ``semseg results`` reads all three."""
     monkeypatch.chdir(tmp_path)
     sets = ["data.dataset=sample", "train.iterations=2", "train.eval_every=2", "data.max_val_images=2",
             "data.batch_size=2", "data.crop_size=[64, 64]", "output.dir=runs", "train.ema_decay=null"]  # fmt: skip
@@ -73,15 +73,18 @@ def test_a_recipe_by_name_trains_then_results_tabulates_it(tmp_path: Path, monke
         main(["eval", str(run), "--scales", "0.75,1", "--flip", "--out", str(run / "eval" / "msflip"), "--no-progress"])
         == 0
     )
+    assert main(["eval", str(run), "--precision", "bf16", "--out", str(run / "eval" / "bf16"), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["results", str(run), "--out", "table.md"]) == 0
     table = (tmp_path / "table.md").read_text().splitlines()
     assert table[0].startswith("| model | inference | mIoU | pixel acc. | Sky | Building |")
     rows = [line for line in table[2:] if line.startswith("| ")]
-    assert [r.split(" | ")[1] for r in rows] == ["single scale", "scales 0.75-1 + flip"]
+    assert sorted(r.split(" | ")[1] for r in rows) == ["scales 0.75-1 + flip", "single scale", "single scale, bf16"]
     for row in rows:  # per-class IoU from the run's metrics.json (a mapping) and from eval --out (a list)
         sky = row.split(" | ")[4]
         assert sky != "-" and 0 <= float(sky) <= 100
-    assert f"`semseg eval {run} --scales 0.75,1 --flip`" in rows[1]
+    commands = " ".join(rows)
+    assert f"`semseg eval {run} --scales 0.75,1 --flip`" in commands
+    assert f"`semseg eval {run} --precision bf16`" in commands
     assert table[-1].startswith("Machine: ") and "torch" in table[-1]
     assert main(["results", str(tmp_path / "nothing")]) == 2

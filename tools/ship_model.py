@@ -9,7 +9,8 @@ RUN_DIR may also be a checkpoint folder of a run, e.g. ``RUN/checkpoints/bn_reca
 Writes, each atomically, into a folder that replaces the old one only when complete:
 ``model.safetensors`` (float16; integer buffers stay as they are), ``meta.json`` (the run's,
 with the config's data root cleared so recipes and ``--data-root`` decide) and ``scores.json``:
-what ``semseg eval`` measured for the float16 weights on the val split, single scale and, with
+what ``semseg eval`` measured for the float16 weights on the val split, single scale (in float32,
+and in bfloat16 autocast: what ``semseg predict`` runs on hardware with native bfloat16) and, with
 ``--multi-scale``, at scales 0.5-1.75 with flips (and with ``--crf`` also followed by the dense
 CRF), with the exact commands, the date, the machine, and the run's iteration count and training
 time. The config's ``train.init_from`` (a path on the machine that trained it) is cleared and
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(staged, probe)
     single, single_cmd = _evaluate(probe, args.data_root, [])
     entries = {"single_scale": {**single, "command": single_cmd}}
+    # What `semseg predict` runs where the hardware has native bfloat16 (PREDICT_PRECISION "auto").
+    bf16, bf16_cmd = _evaluate(probe, args.data_root, ["--precision", "bf16"])
+    entries["single_scale_bf16"] = {**bf16, "command": bf16_cmd}
     if args.multi_scale:
         multi, multi_cmd = _evaluate(probe, args.data_root, MULTI_SCALE)
         entries["multi_scale_flip"] = {**multi, "command": multi_cmd}

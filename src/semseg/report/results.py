@@ -46,7 +46,9 @@ def _inference_label(options: dict[str, Any] | None) -> str:
         parts.append("CRF")
     if options.get("mode") == "slide":
         parts.append("sliding window")
-    return " + ".join(parts)
+    label = " + ".join(parts)
+    precision = options.get("precision")
+    return label if precision in (None, "fp32") else f"{label}, {precision}"
 
 
 def _eval_command(target: str, options: dict[str, Any] | None) -> str:
@@ -58,6 +60,8 @@ def _eval_command(target: str, options: dict[str, Any] | None) -> str:
         args.append("--flip")
     if (options or {}).get("crf"):
         args.append("--crf")
+    if (options or {}).get("precision") not in (None, "fp32"):
+        args += ["--precision", options["precision"]]
     return " ".join(args)
 
 
