@@ -43,7 +43,8 @@ def test_recipe_resolves_by_name_and_prefix_and_builds(name: str) -> None:
 
 def test_an_unknown_or_ambiguous_recipe_lists_the_names() -> None:
     with pytest.raises(
-        ConfigError, match=r"not found; installed recipes: camvid/deeplabv3_mobilenetv2_os16_crop288, camvid/deeplabv3plus_mobilenetv2"
+        ConfigError,
+        match=r"not found; installed recipes: camvid/deeplabv3_mobilenetv2_os16_crop288, camvid/deeplabv3plus_mobilenetv2",
     ):
         resolve_config_path("camvid/segformer")
     with pytest.raises(ConfigError, match=r"'camvid/' is ambiguous"):
