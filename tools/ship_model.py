@@ -104,11 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             crf, crf_cmd = _evaluate(probe, args.data_root, [*MULTI_SCALE, "--crf"])
             entries["multi_scale_flip_crf"] = {**crf, "command": crf_cmd}
     iteration = int(meta.get("iteration", 0))
-    weights = f"{args.weights} weights of iteration {iteration}"
     recalibration = meta.get("bn_recalibration")
+    # A recalibrated folder holds one set of weights; which the run's it started from, its meta says.
+    start = (
+        args.weights if not recalibration else {"model": "raw"}.get(recalibration["weights"], recalibration["weights"])
+    )
+    weights = f"{start} weights of iteration {iteration}"
     if recalibration:
-        start = "raw" if recalibration.get("weights") == "model" else recalibration.get("weights")
-        weights = f"{start} weights of iteration {iteration}"
         weights += (
             f", batch-norm statistics re-estimated on {recalibration['images']} whole "
             f"{recalibration['split']} images (semseg recalibrate-bn)"
