@@ -40,6 +40,10 @@ def test_camvid_is_shipped_with_its_metadata_and_scores() -> None:
     assert len(single["iou"]) == len(CLASSES) and 0 < single["miou"] <= 1
     assert abs(single["miou"] - float(np.nanmean(single["iou"]))) < 1e-6
     assert single["command"].startswith("semseg eval camvid")
+    # What `semseg predict` runs by default on bf16 hardware stays within 0.1 points of float32.
+    bf16 = scores["single_scale_bf16"]
+    assert bf16["inference"]["precision"] == "bf16" and bf16["command"].endswith("--precision bf16")
+    assert abs(bf16["miou"] - single["miou"]) <= 0.001
 
 
 def test_shipped_models_stay_small() -> None:
