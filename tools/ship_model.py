@@ -105,16 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             entries["multi_scale_flip_crf"] = {**crf, "command": crf_cmd}
     iteration = int(meta.get("iteration", 0))
     recalibration = meta.get("bn_recalibration")
-    # A recalibrated folder holds one set of weights; which the run's it started from, its meta says.
-    start = (
-        args.weights if not recalibration else {"model": "raw"}.get(recalibration["weights"], recalibration["weights"])
-    )
-    weights = f"{start} weights of iteration {iteration}"
-    if recalibration:
-        weights += (
+    if recalibration:  # one set of weights: its meta says which of the run's it started from
+        start = "raw" if recalibration["weights"] == "model" else recalibration["weights"]
+        how = (
             f", batch-norm statistics re-estimated on {recalibration['images']} whole "
             f"{recalibration['split']} images (semseg recalibrate-bn)"
         )
+    else:
+        start, how = args.weights, ""
+    weights = f"{start} weights of iteration {iteration}{how}"
     scores = {
         "dataset": meta["config"]["data"]["dataset"],
         "split": meta["config"]["data"]["val_split"],
