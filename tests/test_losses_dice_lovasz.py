@@ -180,3 +180,31 @@ def test_lovasz_extension_equals_the_jaccard_loss_on_sets() -> None:
         union = int((f | m).sum())
         expected = 0.0 if union == 0 else 1 - int((f & ~m).sum()) / union
         assert lovasz_hinge(logits, fg).item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_lovasz_max_pixels_samples_without_changing_the_small_case() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 16, 16, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 4, (2, 16, 16))
+    target[0, :2] = 255
+    exact = lovasz_softmax(logits, target)
+    # a cap at or above the labelled count is the exact loss
+    assert lovasz_softmax(logits, target, max_pixels=int((target != 255).sum())).item() == exact.item()
+    # a sample is seeded by torch's generator, so the same seed draws the same pixels
+    torch.manual_seed(1)
+    first = lovasz_softmax(logits, target, max_pixels=100)
+    torch.manual_seed(1)
+    assert lovasz_softmax(logits, target, max_pixels=100).item() == first.item()
+    assert first.item() != exact.item()
+    # the sampled loss estimates the exact one: the mean of many draws lands close
+    draws = torch.stack([lovasz_softmax(logits, target, max_pixels=200) for _ in range(200)])
+    assert abs(draws.mean().item() - exact.item()) < 0.05 * exact.item()
+    first.backward()
+    assert (logits.grad != 0).sum() > 0
+    binary = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    mask = torch.randint(0, 2, (1, 8, 8))
+    assert lovasz_hinge(binary, mask, max_pixels=64).item() == lovasz_hinge(binary, mask).item()
+    assert torch.isfinite(LovaszLoss(max_pixels=10)(binary, mask))
+    for bad in (0, -3, 2.5, True, "all"):
+        with pytest.raises(InvalidOptionError, match="max_pixels"):
+            LovaszLoss(max_pixels=bad)  # type: ignore[arg-type]

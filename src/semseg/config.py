@@ -376,7 +376,7 @@ LOSS_OPTIONS: dict[str, tuple[str, ...]] = {
     "ohem": ("thresh", "min_kept"),
     "focal": ("gamma",),
     "dice": ("smooth", "classes"),
-    "lovasz": ("classes", "per_image"),
+    "lovasz": ("classes", "per_image", "max_pixels"),
     "bce": ("pos_weight",),
 }
 

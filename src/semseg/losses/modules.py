@@ -26,7 +26,7 @@ from semseg.losses.functional import (
     focal_loss,
     ohem_cross_entropy,
 )
-from semseg.losses.lovasz import lovasz_hinge, lovasz_softmax
+from semseg.losses.lovasz import check_max_pixels, lovasz_hinge, lovasz_softmax
 
 
 class PixelLoss(nn.Module):
@@ -160,21 +160,30 @@ class DiceLoss(PixelLoss):
 class LovaszLoss(PixelLoss):
     """:func:`~semseg.losses.lovasz.lovasz_softmax` for ``C >= 2`` logits, and
     :func:`~semseg.losses.lovasz.lovasz_hinge` for binary ``(N, 1, H, W)`` logits (``classes``
-    then has no effect). No class weights (the class mean balances classes).
+    then has no effect). No class weights (the class mean balances classes). ``max_pixels``
+    sorts a uniform sample of at most that many labelled pixels per problem (the exact loss when
+    ``None``).
 
     Shape: ``(N, C, H, W)``, ``(N, H, W)`` -> scalar.
     """
 
-    options: ClassVar[tuple[str, ...]] = ("classes", "per_image")
+    options: ClassVar[tuple[str, ...]] = ("classes", "per_image", "max_pixels")
     channels: ClassVar[str] = "any"
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, classes: str = "present", per_image: bool = False) -> None:
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        classes: str = "present",
+        per_image: bool = False,
+        max_pixels: int | None = None,
+    ) -> None:
         check_classes(classes)
         check_option(isinstance(per_image, bool), "per_image", per_image, "true or false")
+        check_max_pixels(max_pixels)
         super().__init__()
-        self.ignore_index, self.classes, self.per_image = ignore_index, classes, per_image
+        self.ignore_index, self.classes, self.per_image, self.max_pixels = ignore_index, classes, per_image, max_pixels
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         if logits.dim() == 4 and logits.shape[1] == 1:
-            return lovasz_hinge(logits, target, self.ignore_index, self.per_image)
-        return lovasz_softmax(logits, target, self.ignore_index, self.classes, self.per_image)
+            return lovasz_hinge(logits, target, self.ignore_index, self.per_image, self.max_pixels)
+        return lovasz_softmax(logits, target, self.ignore_index, self.classes, self.per_image, self.max_pixels)
