@@ -47,6 +47,12 @@ def lovasz_jaccard_gradient(fg_sorted: Tensor) -> Tensor:
     return torch.diff(jaccard, dim=0, prepend=torch.zeros_like(jaccard[:1]))
 
 
+def check_max_pixels(max_pixels: object) -> None:
+    """``max_pixels``: ``None`` or a whole number ``>= 1``."""
+    ok = max_pixels is None or (isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels >= 1)
+    check_option(ok, "max_pixels", max_pixels, "a whole number >= 1, or null for every pixel")
+
+
 def sample_pixels(values: Tensor, labels: Tensor, max_pixels: int | None) -> tuple[Tensor, Tensor]:
     """At most ``max_pixels`` rows of ``values (P, ...)`` and ``labels (P,)``, drawn uniformly without
     replacement (torch's global generator, so a seeded run draws the same pixels); all of them
@@ -123,12 +129,6 @@ def lovasz_softmax(
     losses = [_lovasz_softmax_flat(p[k].reshape(-1, c), t[k], classes, max_pixels) for p, t, k in groups]
     found = [loss for loss in losses if loss is not None]
     return torch.stack(found).mean() if found else logits.sum() * 0.0
-
-
-def check_max_pixels(max_pixels: object) -> None:
-    """``max_pixels``: ``None`` or a whole number ``>= 1``."""
-    ok = max_pixels is None or (isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels >= 1)
-    check_option(ok, "max_pixels", max_pixels, "a whole number >= 1, or null for every pixel")
 
 
 def _lovasz_hinge_flat(scores: Tensor, labels: Tensor, max_pixels: int | None) -> Tensor | None:
