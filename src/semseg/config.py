@@ -83,6 +83,8 @@ class TrainConfig:
     scale_lr: str = "none"  # none | linear (lr x world size x accumulate, the "linear scaling rule")
     deterministic: bool = False  # deterministic algorithms (CUDA: slower kernels); CPU runs already repeat
     tensorboard: bool = False  # also write TensorBoard event files (the semseg[tensorboard] extra)
+    # Distil a frozen teacher's (multi-scale + flip) soft targets: {teacher, weight, temperature, scales, flip}
+    distill: dict[str, Any] | None = None
 
 
 @dataclass
@@ -236,6 +238,9 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if key.startswith("model.options."):
             cfg.model.options[key.split(".", 2)[2]] = value
             continue
+        if key.startswith("train.distill."):  # one key of the mapping, e.g. train.distill.teacher=camvid
+            cfg.train.distill = {**(cfg.train.distill or {}), key.split(".", 2)[2]: value}
+            continue
         set_value(cfg, key, value)
     validate(cfg)
     return cfg
@@ -348,6 +353,7 @@ def validate(cfg: Config) -> None:
     if isinstance(weights, str) and weights != "median_frequency":
         raise ConfigError(f"train.class_weights={weights!r}; allowed: null, median_frequency, or a list of floats")
     _validate_loss(cfg.train.loss)
+    _validate_distill(cfg.train.distill)
     _validate_bands(cfg)
 
 
@@ -402,6 +408,42 @@ def _validate_loss(terms: Any) -> None:
                 f"train.loss[{i}] ({name}): unknown option {', '.join(unknown)}; "
                 f"allowed: name, weight, {allowed(LOSS_OPTIONS[name])}"
             )
+
+
+# The keys of train.distill (engine/distill.py reads them; only teacher is required).
+DISTILL_KEYS = ("teacher", "weight", "temperature", "scales", "flip")
+
+
+def _validate_distill(spec: Any) -> None:
+    """``train.distill``: null, or ``{teacher (required), weight >= 0, temperature > 0, scales
+    (positive numbers), flip (bool)}``. Whether the teacher can be read is checked when the run is
+    built (``engine.distill.build_teacher``)."""
+    if spec is None:
+        return
+    example = "e.g. {teacher: camvid, weight: 1.0, temperature: 1.0, scales: [0.75, 1.0, 1.25], flip: true}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"train.distill={spec!r} is not a mapping; {example}")
+    unknown = sorted(str(k) for k in set(spec) - set(DISTILL_KEYS))
+    if unknown:
+        raise ConfigError(f"train.distill: unknown key {', '.join(unknown)}; allowed: {allowed(DISTILL_KEYS)}")
+    if not isinstance(spec.get("teacher"), str) or not spec["teacher"]:
+        raise ConfigError(f"train.distill.teacher is required: a run folder, checkpoint or shipped model; {example}")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    weight, temperature = spec.get("weight", 1.0), spec.get("temperature", 1.0)
+    if not number(weight) or weight < 0:
+        raise ConfigError(f"train.distill.weight={weight!r}; expected a number >= 0")
+    if not number(temperature) or temperature <= 0:
+        raise ConfigError(f"train.distill.temperature={temperature!r}; expected a number > 0")
+    scales = spec.get("scales", [1.0])
+    if not isinstance(scales, list) or not scales or not all(number(s) and s > 0 for s in scales):
+        raise ConfigError(
+            f"train.distill.scales={scales!r}; expected a list of positive numbers, e.g. [0.75, 1.0, 1.25]"
+        )
+    if not isinstance(spec.get("flip", False), bool):
+        raise ConfigError(f"train.distill.flip={spec['flip']!r}; expected true or false")
 
 
 def _fields(cls: type) -> list[str]:

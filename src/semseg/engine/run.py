@@ -30,6 +30,7 @@ from semseg.data.transforms import train_transform
 from semseg.engine import distributed as dist_utils
 from semseg.engine.batches import Batch, endless_batches
 from semseg.engine.checkpoint import find_checkpoint, init_from_checkpoint, load_state, load_weights, read_meta
+from semseg.engine.distill import Teacher, build_teacher
 from semseg.engine.ema import WeightEMA
 from semseg.engine.files import write_atomic
 from semseg.engine.lock import RunLock
@@ -59,6 +60,7 @@ class Run:
         lr_scale: the factor on ``train.lr`` (:func:`~semseg.engine.optim.lr_scale`).
         ema: the moving average of the weights, with ``train.ema_decay``.
         tensorboard: rank 0's event-file writer, with ``train.tensorboard``.
+        teacher: the frozen model of ``train.distill`` whose soft targets are distilled.
         saved_iteration: the iteration of the newest checkpoint on disk (``None``: none yet).
     """
 
@@ -83,6 +85,7 @@ class Run:
     lr_scale: float = 1.0
     ema: WeightEMA | None = None
     tensorboard: TensorBoardLog | None = None
+    teacher: Teacher | None = None
 
     def close(self) -> None:
         """Close the event files and release the run folder (idempotent)."""
@@ -169,6 +172,7 @@ def _build(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
     criterion = build_criterion(cfg, train_set, model.num_classes, device)
+    teacher = build_teacher(tc.distill, model.num_classes, device)
     optimizer = build_optimizer(model, tc)
     start, clock = 0, Clock()
     if state is not None:
@@ -209,7 +213,7 @@ def _build(
     return Run(
         cfg, run_dir, rank, world, device, model, net, channels_last, train_set, val_set,
         criterion, optimizer, scaler, batches, start, clock, lock, saved, scale, ema,
-        TensorBoardLog(run_dir) if tc.tensorboard and rank == 0 else None,
+        TensorBoardLog(run_dir) if tc.tensorboard and rank == 0 else None, teacher,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import math
 import torch
 
 from semseg.data.transforms import normalize_batch
+from semseg.engine.distill import distillation_loss
 from semseg.engine.optim import set_learning_rate
 from semseg.engine.run import Run
 from semseg.errors import TrainingDivergedError
@@ -25,7 +26,8 @@ def train_step(run: Run, iteration: int) -> dict[str, float]:
     infinite loss stops the run before any weight changes.
 
     Returns the logged terms, averaged over the micro-batches: ``lr`` and the criterion's named
-    losses (``main``, each aux name, ``loss``).
+    losses (``main``, each aux name, ``loss``); with ``train.distill`` also ``distill`` (the
+    unweighted distillation term, which ``loss`` includes with its weight).
 
     Shape: each micro-batch is uint8 images ``(B, 3, h, w)`` and masks ``(B, h, w)``.
     """
@@ -34,8 +36,9 @@ def train_step(run: Run, iteration: int) -> dict[str, float]:
     run.optimizer.zero_grad(set_to_none=True)
     totals: dict[str, float] = {}
     for micro in range(tc.accumulate):
-        images, masks = next(run.batches)
-        images = normalize_batch(images.to(run.device, non_blocking=True), run.model.mean, run.model.std)
+        raw, masks = next(run.batches)
+        raw = raw.to(run.device, non_blocking=True)
+        images = normalize_batch(raw, run.model.mean, run.model.std)
         masks = masks.to(run.device, non_blocking=True)
         last = micro == tc.accumulate - 1
         sync = contextlib.nullcontext() if last or run.world == 1 else run.net.no_sync()  # type: ignore[operator]
@@ -43,6 +46,11 @@ def train_step(run: Run, iteration: int) -> dict[str, float]:
             with autocast(tc.precision, run.device):
                 output = run.net(images, return_aux=True)
             loss, terms = run.criterion(output.logits, masks, output.aux)
+            if run.teacher is not None:
+                soft = run.teacher.probabilities(raw, tc.precision)
+                distill = distillation_loss(output.logits, soft, masks, run.teacher.temperature)
+                loss = loss + run.teacher.weight * distill
+                terms = {**terms, "distill": float(distill.detach()), "loss": float(loss.detach())}
             if not math.isfinite(terms["loss"]):
                 run.optimizer.zero_grad(set_to_none=True)
                 kept = f"iteration {run.saved_iteration}" if run.saved_iteration is not None else "none yet"
