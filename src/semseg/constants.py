@@ -19,5 +19,5 @@ PREDICT_PRECISION = "auto"
 """What ``semseg.predict``, ``semseg predict`` and ``semseg serve`` run in unless told otherwise:
 bfloat16 autocast where the hardware computes it natively (AMX / AVX512-BF16 CPUs, Ampere and
 newer GPUs), float32 elsewhere. Measured on CamVid val with the shipped model (its
-``scores.json`` holds both): 73.70% mIoU against 73.68% in float32. ``semseg eval`` and the
+``scores.json`` holds both): 74.88% mIoU against 74.83% in float32. ``semseg eval`` and the
 evaluations during training stay float32 (``eval.precision``), so scores compare across machines."""
