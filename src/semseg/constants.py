@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 IGNORE_INDEX = 255
 """The train id of pixels left out of every loss and metric (VOC's object borders, Cityscapes'
 unevaluated classes, ADE20K's "other"). Datasets map their raw labels to it once."""
@@ -21,3 +23,9 @@ bfloat16 autocast where the hardware computes it natively (AMX / AVX512-BF16 CPU
 newer GPUs), float32 elsewhere. Measured on CamVid val with the shipped model (its
 ``scores.json`` holds both): 74.88% mIoU against 74.83% in float32. ``semseg eval`` and the
 evaluations during training stay float32 (``eval.precision``), so scores compare across machines."""
+
+
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent / "pretrained"
+"""Where the shipped models live, one checkpoint folder each (``model.safetensors`` and
+``meta.json``): :mod:`semseg.pretrained` loads them; the training engine, which may not import
+that layer, finds a distillation teacher there by name."""

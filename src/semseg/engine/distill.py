@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from semseg.constants import IGNORE_INDEX
+from semseg.constants import IGNORE_INDEX, SHIPPED_MODELS_DIR
 from semseg.data.transforms import normalize_batch
 from semseg.engine.checkpoint import load_checkpoint_model
 from semseg.errors import CheckpointError, ConfigError
@@ -35,7 +35,6 @@ from semseg.inference.fastpath import fast_inference_model
 from semseg.inference.modes import infer_multiscale
 from semseg.models import SegmentationModel
 from semseg.precision import autocast
-from semseg.pretrained import list_shipped, load_shipped
 
 
 @dataclass
@@ -75,15 +74,18 @@ def build_teacher(spec: dict | None, num_classes: int, device: torch.device) -> 
     if spec is None:
         return None
     source = str(spec["teacher"])
+    # Shipped models are checkpoint folders in SHIPPED_MODELS_DIR (semseg.pretrained, a layer
+    # above the engine, loads them the same way).
+    shipped = sorted(p.parent.name for p in SHIPPED_MODELS_DIR.glob("*/meta.json"))
     try:
         if Path(source).exists():
             model = load_checkpoint_model(source)
-        elif source in list_shipped():
-            model = load_shipped(source)
+        elif source in shipped:
+            model = load_checkpoint_model(SHIPPED_MODELS_DIR / source)
         else:
-            shipped = ", ".join(list_shipped()) or "none"
             raise ConfigError(
-                f"train.distill.teacher={source!r} is neither a run folder, a checkpoint nor a shipped model ({shipped})"
+                f"train.distill.teacher={source!r} is neither a run folder, a checkpoint nor a shipped model "
+                f"({', '.join(shipped) or 'none'})"
             )
     except CheckpointError as exc:
         raise ConfigError(f"train.distill.teacher: {exc}") from None

@@ -17,11 +17,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from semseg.constants import SHIPPED_MODELS_DIR
 from semseg.engine.checkpoint import load_weights, model_from_meta, read_meta
 from semseg.errors import CheckpointError, UnknownModelError
 from semseg.models import SegmentationModel
 
-SHIPPED_ROOT = Path(__file__).resolve().parent
+SHIPPED_ROOT = SHIPPED_MODELS_DIR
 
 REINSTALL = (
     'reinstall semseg (pip install --force-reinstall --no-deps semseg, or pip install -e ".[dev]" in a checkout)'
