@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +65,7 @@ class Teacher:
         return probs.float()
 
 
-def build_teacher(spec: dict | None, num_classes: int, device: torch.device) -> Teacher | None:
+def build_teacher(spec: dict[str, Any] | None, num_classes: int, device: torch.device) -> Teacher | None:
     """The teacher of ``train.distill`` (``None`` when unset), on ``device``.
 
     ``spec["teacher"]`` is a shipped model's name (``camvid``), a run folder, a checkpoint folder
@@ -98,13 +99,10 @@ def build_teacher(spec: dict | None, num_classes: int, device: torch.device) -> 
     model = fast_inference_model(model.float().eval()).to(device)
     for p in model.parameters():
         p.requires_grad_(False)
-    return Teacher(
-        model,
-        float(spec.get("weight", 1.0)),
-        float(spec.get("temperature", 1.0)),
-        tuple(float(s) for s in spec.get("scales", [1.0])),
-        bool(spec.get("flip", False)),
-    )
+    options = {key: value for key, value in spec.items() if key != "teacher"}  # absent keys: Teacher's defaults
+    if "scales" in options:
+        options["scales"] = tuple(float(s) for s in options["scales"])
+    return Teacher(model, **options)
 
 
 def distillation_loss(
